@@ -1,0 +1,185 @@
+"""Splits and on-device batches: a seeded permutation, batched crop/flip, no per-image Python.
+
+Randomness is derived from (seed, epoch, step), so a run resumed in the middle of an epoch draws
+exactly the batches, augmentations and attack starts the uninterrupted run would have, and every
+data-parallel rank draws the same global batch and takes its own slice of it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError, DataError
+
+
+def check_data_name(name: str) -> None:
+    """Validate a data set name without loading it (raises ConfigError naming data.name)."""
+    from .datasets import dataset_names
+
+    if name.startswith("imagefolder:"):
+        if not name[len("imagefolder:"):]:
+            raise ConfigError("data.name", "imagefolder:<dir> with a directory", name)
+        return
+    if name not in dataset_names():
+        raise ConfigError("data.name", "one of: fashion-mnist, cifar10, cifar100, svhn, imagefolder:<dir>", name)
+
+
+def mix_seed(*parts: int) -> int:
+    """A 63-bit seed from integers (SplitMix64-style mixing), stable across runs and platforms."""
+    h = 0x9E3779B97F4A7C15
+    for p in parts:
+        h = (h ^ (p & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        h ^= h >> 31
+    return h & 0x7FFFFFFFFFFFFFFF
+
+
+def generator(device: torch.device | str, *parts: int) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(mix_seed(*parts))
+    return g
+
+
+@dataclass
+class Splits:
+    """uint8 images [N, C, H, W] and int64 labels for train / val / test, on one device."""
+
+    x_train: Tensor
+    y_train: Tensor
+    x_val: Tensor
+    y_val: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    classes: list[str]
+    name: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.x_train.shape[2]), int(self.x_train.shape[3])
+
+
+_VAL_SALT, _SUBSET_SALT, _PERM_SALT, _AUG_SALT, _NOISE_SALT, _EVAL_SALT = 11, 13, 17, 19, 23, 29
+
+
+def make_splits(ds, seed: int, train_subset: int | None = None, val_size: int = 0,
+                device: torch.device | str = "cpu") -> Splits:
+    """Hold out a seeded validation split, then take a seeded training subset; move to `device`."""
+    ds.validate()
+    n = ds.x_train.shape[0]
+    order = torch.randperm(n, generator=generator("cpu", seed, _VAL_SALT))
+    if val_size >= n:
+        raise ConfigError("data.val_size", f"smaller than the training set ({n})", val_size)
+    val_idx, train_idx = order[:val_size].sort().values, order[val_size:]
+    if train_subset is not None:
+        if train_subset > train_idx.numel():
+            raise ConfigError("data.train_subset", f"at most {train_idx.numel()} (training examples left)",
+                              train_subset)
+        pick = torch.randperm(train_idx.numel(), generator=generator("cpu", seed, _SUBSET_SALT))[:train_subset]
+        train_idx = train_idx[pick]
+    train_idx = train_idx.sort().values
+    to = dict(device=device)
+    return Splits(
+        x_train=ds.x_train[train_idx].contiguous().to(**to), y_train=ds.y_train[train_idx].to(**to),
+        x_val=ds.x_train[val_idx].contiguous().to(**to), y_val=ds.y_train[val_idx].to(**to),
+        x_test=ds.x_test.to(**to), y_test=ds.y_test.to(**to), classes=list(ds.classes), name=ds.name)
+
+
+def load_splits(cfg, device: torch.device) -> Splits:
+    from .datasets import load_dataset
+
+    ds = load_dataset(cfg.data.name, cfg.data.root)
+    storage = device if cfg.data.on_device else torch.device("cpu")
+    return make_splits(ds, cfg.seed, cfg.data.train_subset, cfg.data.val_size, storage)
+
+
+def default_augment(splits: Splits) -> bool:
+    """Crop + flip for 32×32 RGB (CIFAR-like) sets; none for SVHN, Fashion-MNIST and others."""
+    return splits.in_channels == 3 and splits.image_size == (32, 32) and splits.name != "svhn"
+
+
+def to_float(x: Tensor, channels_last: bool = False) -> Tensor:
+    """uint8 [0, 255] → float [0, 1]."""
+    out = x.float().div_(255.0)
+    return out.contiguous(memory_format=torch.channels_last) if channels_last else out
+
+
+def random_crop_flip(x: Tensor, g: torch.Generator, pad: int = 4) -> Tensor:
+    """Batched random crop with zero padding and horizontal flip, as tensor ops on x's device."""
+    b, c, h, w = x.shape
+    dev = x.device
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    off = torch.randint(0, 2 * pad + 1, (2, b), generator=g, device=dev)
+    flip = torch.rand(b, generator=g, device=dev) < 0.5
+    rows = off[0][:, None] + torch.arange(h, device=dev)[None, :]
+    cols = off[1][:, None] + torch.arange(w, device=dev)[None, :]
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    bi = torch.arange(b, device=dev)[:, None, None, None]
+    ci = torch.arange(c, device=dev)[None, :, None, None]
+    return padded[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+@dataclass
+class Batch:
+    step: int
+    x: Tensor  # float [0, 1], this rank's slice
+    y: Tensor
+    global_size: int  # size of the global batch (all ranks)
+    noise: Tensor  # this rank's slice of the global attack-start noise, U(−1, 1) or N(0, 1)
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return (n + batch_size - 1) // batch_size
+
+
+def epoch_batches(x: Tensor, y: Tensor, *, batch_size: int, seed: int, epoch: int, device: torch.device,
+                  augment: bool, start_step: int = 0, rank: int = 0, world: int = 1,
+                  noise_kind: str = "uniform", channels_last: bool = False) -> Iterator[Batch]:
+    """The batches of one epoch from `start_step` on: global batch b of the seeded permutation,
+    augmented with generators seeded by (seed, epoch, b), sliced to this rank."""
+    n = x.shape[0]
+    perm = torch.randperm(n, generator=generator("cpu", seed, _PERM_SALT, epoch))
+    for step in range(start_step, steps_per_epoch(n, batch_size)):
+        idx = perm[step * batch_size:(step + 1) * batch_size]
+        gsize = idx.numel()
+        lo, hi = (gsize * rank) // world, (gsize * (rank + 1)) // world
+        xb_u8 = x[idx.to(x.device)]
+        yb = y[idx.to(y.device)]
+        xb_u8, yb = xb_u8.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+        if augment:
+            xb_u8 = random_crop_flip(xb_u8, generator(device, seed, _AUG_SALT, epoch, step))
+        xb = to_float(xb_u8, channels_last)
+        g = generator(device, seed, _NOISE_SALT, epoch, step)
+        if noise_kind == "normal":
+            noise = torch.randn(xb.shape, generator=g, device=device)
+        else:
+            noise = torch.rand(xb.shape, generator=g, device=device).mul_(2).sub_(1)
+        if channels_last:
+            noise = noise.contiguous(memory_format=torch.channels_last)
+        yield Batch(step, xb[lo:hi], yb[lo:hi], gsize, noise[lo:hi])
+
+
+def eval_batches(x: Tensor, y: Tensor, batch_size: int, device: torch.device, rank: int = 0, world: int = 1,
+                 channels_last: bool = False) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+    """Contiguous shards for evaluation: yields (indices, x float, y) of this rank's share."""
+    n = x.shape[0]
+    lo, hi = (n * rank) // world, (n * (rank + 1)) // world
+    for start in range(lo, hi, batch_size):
+        stop = min(start + batch_size, hi)
+        idx = torch.arange(start, stop)
+        yield idx, to_float(x[start:stop].to(device, non_blocking=True), channels_last), y[start:stop].to(device)
+
+
+def check_against_model(splits: Splits, num_classes_model: int | None = None) -> None:
+    if num_classes_model is not None and num_classes_model != splits.num_classes:
+        raise DataError(f"data.name: {splits.name} has {splits.num_classes} classes but the model has "
+                        f"{num_classes_model} outputs")

@@ -1,0 +1,478 @@
+"""The training loop: batch → attack → forward → margin → weight → objective → step.
+
+One loop serves every method: the objective, margin and weighting come from their registries, so
+there is no per-method branch here. Checkpoints hold everything the future depends on (model,
+optimizer, scheduler, AWP proxy, epoch and step, RNG states, metrics so far), so a run resumed
+after a crash ends bitwise where the uninterrupted run would have.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import signal
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from . import distributed as dist_utils
+from .attacks.pgd import eval_mode, pgd
+from .checkpoint import load_checkpoint, load_state_checked, rng_state, save_checkpoint, set_rng_state
+from .config import Config, config_from_dict, dump_yaml
+from .data.loader import Splits, default_augment, epoch_batches, load_splits, steps_per_epoch
+from .errors import IratError, TrainingDiverged
+from .evaluate import quick_accuracy
+from .io import atomic_write_text
+from .margins import MARGINS, MarginInputs, confused_label_count, compute_margin
+from .models import model_from_config
+from .objectives import OBJECTIVES
+from .weighting import WEIGHTINGS, normalize, reweighting_active
+
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+HIST_BINS = 20
+NAN_CHECK_EVERY = 25
+
+
+class Interrupted(Exception):
+    """SIGTERM/SIGINT: a checkpoint was written; exit with `code` (143 or 130)."""
+
+    def __init__(self, code: int, checkpoint: Path):
+        super().__init__(f"interrupted; checkpoint written to {checkpoint}")
+        self.code = code
+        self.checkpoint = checkpoint
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    metrics: list[dict[str, Any]]
+    checkpoint: Path
+    best_checkpoint: Path | None = None
+
+
+def fat_tau(cfg: Config, epoch: int) -> int | None:
+    """FAT's τ for this epoch: grows by one at each of `fat.tau_epochs` (default 40% and 75% of the run)."""
+    if not cfg.fat.enabled:
+        return None
+    marks = cfg.fat.tau_epochs
+    if marks is None:
+        marks = [max(1, math.ceil(0.4 * cfg.epochs)), max(1, math.ceil(0.75 * cfg.epochs))]
+    return min(cfg.fat.tau_max, sum(1 for m in marks if epoch >= m))
+
+
+def _margin_range(name: str, num_classes: int) -> tuple[float, float]:
+    if name == "cl_pm":
+        return (-(num_classes - 1.0), 1.0)
+    if name == "lps":
+        return (0.0, 1.0)  # rescaled by steps below
+    return (-1.0, 1.0)
+
+
+class EpochStats:
+    """On-device accumulators for one epoch; read back once at its end (no per-step sync)."""
+
+    KEYS = ("loss_sum", "correct", "count", "ess_sum", "batches", "cl_one", "cl_several", "misclassified")
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.sums = torch.zeros(len(self.KEYS), dtype=torch.float64, device=device)
+        self.weights: list[Tensor] = []
+        self.margins: list[Tensor] = []
+
+    def add(self, **values: Tensor | float) -> None:
+        upd = torch.stack([torch.as_tensor(values.get(k, 0.0), dtype=torch.float64, device=self.device)
+                           for k in self.KEYS])
+        self.sums += upd
+
+    def state(self) -> dict[str, Tensor]:
+        return {"sums": self.sums.cpu(),
+                "weights": torch.cat(self.weights).cpu() if self.weights else torch.zeros(0),
+                "margins": torch.cat(self.margins).cpu() if self.margins else torch.zeros(0)}
+
+    def load(self, state: dict[str, Tensor]) -> None:
+        self.sums = state["sums"].to(self.device)
+        self.weights = [state["weights"].to(self.device)] if state["weights"].numel() else []
+        self.margins = [state["margins"].to(self.device)] if state["margins"].numel() else []
+
+
+class Trainer:
+    def __init__(self, cfg: Config, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+                 progress: bool = True, device: str | None = None):
+        if device is not None and device != cfg.device:
+            cfg.device = device
+        self.out_dir = Path(out_dir)
+        self.progress = progress
+        ckpt = None
+        if resume:
+            last = self.out_dir / "checkpoints" / "last.pt"
+            if not last.exists():
+                raise IratError(f"--resume: no checkpoint at {last}")
+            ckpt = load_checkpoint(last)
+            saved = config_from_dict(ckpt["config"])
+            saved.device = cfg.device
+            cfg = saved
+        elif self.out_dir.exists() and any(self.out_dir.iterdir()) and not overwrite:
+            raise IratError(f"--out: run directory {self.out_dir} already exists and is not empty; "
+                            f"use --resume to continue it or --overwrite to replace it")
+        self.cfg = cfg
+        self.device = dist_utils.local_device(cfg.device)
+        dist_utils.init_from_env(self.device)
+        self.rank, self.world = dist_utils.rank_world()
+        if cfg.batch_size % self.world != 0:
+            raise IratError(f"batch_size: must be divisible by the number of processes ({self.world})")
+        fast = cfg.fast
+        self.amp = fast.amp if fast.amp is not None else self.device.type == "cuda"
+        self.channels_last = fast.channels_last if fast.channels_last is not None else True
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = fast.cudnn_benchmark
+
+        # data and model first: bad input fails before anything is written
+        self.splits: Splits = load_splits(cfg, self.device)
+        self.augment = cfg.data.augment if cfg.data.augment is not None else default_augment(self.splits)
+        torch.manual_seed(cfg.seed)
+        self.model = model_from_config(cfg, self.splits.num_classes, self.splits.in_channels,
+                                       self.splits.image_size).to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+                                         weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, cfg.optim.milestones,
+                                                              cfg.optim.lr_gamma)
+        self.awp = None
+        if cfg.awp.enabled:
+            from .awp import AWP
+            self.awp = AWP(self.model, cfg.awp.gamma, cfg.awp.proxy_lr)
+        self.train_model: nn.Module = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = DDP(self.model, device_ids=ids)
+        self.attack_model: nn.Module = self.model
+        if fast.compile:
+            self.attack_model = torch.compile(self.model)
+            self.train_model = torch.compile(self.train_model)
+
+        self.metrics: list[dict[str, Any]] = []
+        self.start_epoch, self.start_step = 1, 0
+        self.best: dict[str, Any] = {}
+        self.epoch_state: dict[str, Tensor] | None = None
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed % (2**32))
+        torch.manual_seed(cfg.seed + self.rank)
+        if ckpt is not None:
+            self._restore(ckpt)
+        elif self.rank == 0:
+            if self.out_dir.exists() and overwrite:
+                shutil.rmtree(self.out_dir)
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out_dir / "config.yaml", dump_yaml(cfg))
+        dist_utils.barrier()
+        self._stop_signal: int | None = None
+        self._first_bad = torch.full((2,), -1, dtype=torch.long, device=self.device)
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out_dir / "checkpoints"
+
+    def _payload(self, completed_epochs: int, step_in_epoch: int, stats: EpochStats | None) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "awp": self.awp.state_dict() if self.awp is not None else None,
+            "epoch": completed_epochs,
+            "step_in_epoch": step_in_epoch,
+            "epoch_state": stats.state() if stats is not None and step_in_epoch > 0 else None,
+            "config": self.cfg.to_dict(),
+            "rng": rng_state(),
+            "metrics": list(self.metrics),
+            "best": dict(self.best),
+            "num_classes": self.splits.num_classes,
+            "in_channels": self.splits.in_channels,
+            "image_size": list(self.splits.image_size),
+            "classes": list(self.splits.classes),
+        }
+
+    def _save(self, completed_epochs: int, step_in_epoch: int, stats: EpochStats | None) -> Path:
+        self._check_finite()
+        path = self.ckpt_dir / "last.pt"
+        if self.rank == 0:
+            save_checkpoint(path, self._payload(completed_epochs, step_in_epoch, stats))
+        dist_utils.barrier()
+        return path
+
+    def _restore(self, ckpt: dict[str, Any]) -> None:
+        path = self.ckpt_dir / "last.pt"
+        load_state_checked(self.model, ckpt["model"], path)
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.awp is not None and ckpt.get("awp") is not None:
+            self.awp.load_state_dict(ckpt["awp"])
+        self.metrics = list(ckpt.get("metrics", []))
+        self.best = dict(ckpt.get("best", {}))
+        self.start_epoch = int(ckpt["epoch"]) + 1
+        self.start_step = int(ckpt.get("step_in_epoch", 0))
+        self.epoch_state = ckpt.get("epoch_state")
+        set_rng_state(ckpt["rng"])
+        if self.rank == 0:  # metrics.jsonl is rewritten from the checkpoint: no lost or repeated epochs
+            self._write_metrics()
+
+    def _write_metrics(self) -> None:
+        atomic_write_text(self.out_dir / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in self.metrics))
+
+    # ---- numerical faults ---------------------------------------------------------------------
+    def _note_finite(self, loss: Tensor, epoch: int, step: int) -> None:
+        bad = ~torch.isfinite(loss.detach())
+        first = (self._first_bad[0] < 0) & bad
+        marker = torch.tensor([epoch, step], device=self.device)
+        self._first_bad = torch.where(first, marker, self._first_bad)
+
+    def _check_finite(self) -> None:
+        if int(self._first_bad[0]) >= 0:
+            e, s = (int(v) for v in self._first_bad.tolist())
+            raise TrainingDiverged(
+                f"training diverged: non-finite loss at epoch {e}, step {s}; the last good checkpoint is kept "
+                f"(lower optim.lr or check the data)")
+
+    # ---- one step -----------------------------------------------------------------------------
+    def _autocast(self):
+        if not self.amp:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def step(self, x: Tensor, y: Tensor, noise: Tensor | None, global_size: int, epoch: int,
+             stats: EpochStats) -> Tensor:
+        cfg, r = self.cfg, self.cfg.reweight
+        obj = OBJECTIVES[cfg.objective]
+        needs = MARGINS[r.margin].needs
+        log_margin = r.margin if r.margin != "none" else "pm_adv"
+        attack_loss = cfg.attack.loss or obj.attack_loss
+        start = cfg.attack.start or obj.attack_start
+        tau = fat_tau(cfg, epoch)
+        run_attack = cfg.attack.eps > 0 or bool(needs & {"kappa", "probs_at_lps"})
+        with self._autocast():
+            target_probs = None
+            if run_attack and attack_loss == "kl":
+                with torch.no_grad(), eval_mode(self.attack_model):
+                    target_probs = torch.softmax(self.attack_model(x).float(), dim=1)
+            if run_attack:
+                res = pgd(self.attack_model, x, y, cfg.attack.eps, cfg.attack.steps, cfg.attack.step_size,
+                          loss=attack_loss, start=start, target_probs=target_probs, tau=tau,
+                          keep_lps_iterate="probs_at_lps" in needs, noise=noise)
+                x_adv = res.x_adv
+            else:
+                res, x_adv = None, x
+
+            diff = None
+            if self.awp is not None and epoch > cfg.awp.warmup:
+                ones = torch.ones(y.shape[0], device=self.device)
+
+                def proxy_loss(proxy: nn.Module) -> Tensor:
+                    ln = proxy(x) if obj.needs_nat else None
+                    a, b = obj.fn(ln, proxy(x_adv), y, cfg.tradeoff)
+                    return (ones * a + b).mean()
+
+                diff = self.awp.compute(proxy_loss)
+                self.awp.apply(diff, +1.0)
+
+            self.train_model.train()
+            logits_nat = self.train_model(x) if obj.needs_nat else None
+            logits_adv = self.train_model(x_adv)
+            weighted, unweighted = obj.fn(logits_nat, logits_adv, y, cfg.tradeoff)
+
+        with torch.no_grad():
+            if r.margin_source == "eval":
+                with eval_mode(self.attack_model), self._autocast():
+                    probs_adv = torch.softmax(self.attack_model(x_adv).float(), dim=1)
+            else:
+                probs_adv = torch.softmax(logits_adv.detach().float(), dim=1)
+            probs_nat = None
+            if "probs_nat" in needs:
+                if logits_nat is not None and r.margin_source == "train":
+                    probs_nat = torch.softmax(logits_nat.detach().float(), dim=1)
+                else:
+                    with eval_mode(self.attack_model), self._autocast():
+                        probs_nat = torch.softmax(self.attack_model(x).float(), dim=1)
+            inputs = MarginInputs(
+                labels=y, probs_adv=probs_adv, probs_nat=probs_nat,
+                probs_at_lps=res.probs_at_first_wrong if res is not None else None,
+                kappa=res.kappa if res is not None else None,
+                first_wrong=res.first_wrong if res is not None else None, lps_mode=r.lps_mode)
+            margin = compute_margin(log_margin, inputs)
+            if r.margin != "none" and reweighting_active(epoch, cfg.burn_in_end):
+                w = WEIGHTINGS[r.weighting].fn(margin, r, cfg.attack.steps)
+                sums = dist_utils.all_reduce_sum(torch.stack([w.sum(), (w * w).sum()]))
+                omega = normalize(w, r.norm, r.c, global_sum=sums[0], global_count=global_size)
+                ess = sums[0] ** 2 / sums[1].clamp_min(1e-30)  # (Σω)²/Σω², scale-free
+            else:
+                omega = torch.ones_like(margin)
+                ess = torch.tensor(float(global_size), device=self.device)
+
+        # Σ_local ω ℓ · W / M: DDP's gradient average then equals the global-batch mean
+        loss = (omega * weighted + unweighted).sum() * (self.world / global_size)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if diff is not None:
+            self.awp.apply(diff, -1.0)
+
+        with torch.no_grad():
+            n_cl = confused_label_count(probs_adv, y)
+            per_sample = (omega * weighted + unweighted).detach().double()
+            stats.add(loss_sum=per_sample.sum(), correct=(logits_adv.detach().argmax(1) == y).sum(),
+                      count=float(y.shape[0]), ess_sum=ess / max(self.world, 1), batches=1.0 / max(self.world, 1),
+                      cl_one=(n_cl == 1).sum(), cl_several=(n_cl >= 2).sum(), misclassified=(n_cl >= 1).sum())
+            stats.weights.append(omega.detach().float())
+            stats.margins.append(margin.detach().float())
+        return loss.detach()
+
+    # ---- epoch summary ------------------------------------------------------------------------
+    def _gather(self, t: Tensor) -> Tensor:
+        if self.world == 1:
+            return t.cpu()
+        parts: list[Any] = [None] * self.world
+        torch.distributed.all_gather_object(parts, t.cpu())
+        return torch.cat(parts)
+
+    def _summary(self, epoch: int, lr: float, stats: EpochStats, seconds: float) -> dict[str, Any]:
+        cfg = self.cfg
+        sums = dist_utils.all_reduce_sum(stats.sums).cpu().tolist()
+        s = dict(zip(EpochStats.KEYS, sums))
+        w = self._gather(torch.cat(stats.weights) if stats.weights else torch.zeros(0))
+        m = self._gather(torch.cat(stats.margins) if stats.margins else torch.zeros(0))
+        log_margin = cfg.reweight.margin if cfg.reweight.margin != "none" else "pm_adv"
+        lo, hi = _margin_range(log_margin, self.splits.num_classes)
+        if log_margin == "lps":
+            hi = float(cfg.attack.steps)
+        n = max(s["count"], 1.0)
+        line: dict[str, Any] = {
+            "epoch": epoch,
+            "lr": lr,
+            "loss": s["loss_sum"] / n,
+            "train_acc": 100.0 * s["correct"] / n,
+            "reweight_active": bool(cfg.reweight.margin != "none" and reweighting_active(epoch, cfg.burn_in_end)),
+            "weights": {
+                "mean": float(w.mean()) if w.numel() else 1.0,
+                "std": float(w.std(unbiased=False)) if w.numel() else 0.0,
+                "min": float(w.min()) if w.numel() else 1.0,
+                "max": float(w.max()) if w.numel() else 1.0,
+                "ess": s["ess_sum"] / max(s["batches"], 1e-12),
+                "hist": torch.histc(w, HIST_BINS, 0.0, max(float(w.max()), 1.0) if w.numel() else 1.0).tolist(),
+                "hist_range": [0.0, max(float(w.max()), 1.0) if w.numel() else 1.0],
+            },
+            "margin": {
+                "name": log_margin,
+                **{f"q{int(q * 100):02d}": float(torch.quantile(m, q)) if m.numel() else 0.0 for q in QUANTILES},
+                "hist": torch.histc(m, HIST_BINS, lo, hi).tolist() if m.numel() else [0.0] * HIST_BINS,
+                "hist_range": [lo, hi],
+            },
+            "confused": {"one": int(s["cl_one"]), "several": int(s["cl_several"]),
+                         "misclassified": int(s["misclassified"])},
+        }
+        tau = fat_tau(cfg, epoch)
+        if tau is not None:
+            line["tau"] = tau
+        if self.splits.x_val.shape[0] > 0 and cfg.eval_every > 0 and (
+                epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+            acc = quick_accuracy(self.attack_model, self.splits.x_val, self.splits.y_val, cfg.attack.eps,
+                                 ["nat", "pgd20"], batch_size=max(cfg.batch_size, 256), seed=cfg.seed + epoch,
+                                 device=self.device, channels_last=self.channels_last,
+                                 reduce=dist_utils.all_reduce_sum)
+            line["val"] = acc
+        line["seconds"] = seconds
+        line["images_per_s"] = s["count"] / max(seconds, 1e-9)
+        return line
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._stop_signal = signum
+
+    def run(self) -> RunResult:
+        cfg = self.cfg
+        n = self.splits.x_train.shape[0]
+        spe = steps_per_epoch(n, cfg.batch_size)
+        obj = OBJECTIVES[cfg.objective]
+        start_kind = cfg.attack.start or obj.attack_start
+        old_handlers = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                old_handlers[sig] = signal.signal(sig, self._on_signal)
+            except ValueError:  # not the main thread
+                pass
+        bar = None
+        try:
+            if self.progress and self.rank == 0:
+                from tqdm import tqdm
+                total = (cfg.epochs - self.start_epoch + 1) * n - self.start_step * cfg.batch_size
+                bar = tqdm(total=max(total, 0), unit="img", unit_scale=True, dynamic_ncols=True, leave=False)
+            for epoch in range(self.start_epoch, cfg.epochs + 1):
+                stats = EpochStats(self.device)
+                start_step = self.start_step if epoch == self.start_epoch else 0
+                if start_step and self.epoch_state is not None:
+                    stats.load(self.epoch_state)
+                lr = self.optimizer.param_groups[0]["lr"]
+                t0 = time.perf_counter()
+                for batch in epoch_batches(self.splits.x_train, self.splits.y_train, batch_size=cfg.batch_size,
+                                           seed=cfg.seed, epoch=epoch, device=self.device, augment=self.augment,
+                                           start_step=start_step, rank=self.rank, world=self.world,
+                                           noise_kind=start_kind, channels_last=self.channels_last):
+                    loss = self.step(batch.x, batch.y, batch.noise, batch.global_size, epoch, stats)
+                    self._note_finite(loss, epoch, batch.step)
+                    done = batch.step + 1
+                    if bar is not None:
+                        bar.set_description(f"epoch {epoch}/{cfg.epochs}", refresh=False)
+                        bar.update(batch.global_size)
+                    if done % NAN_CHECK_EVERY == 0:
+                        self._check_finite()
+                    stop = self._stop_signal is not None
+                    if done < spe and (stop or (cfg.checkpoint_every_steps and
+                                                ((epoch - 1) * spe + done) % cfg.checkpoint_every_steps == 0)):
+                        path = self._save(epoch - 1, done, stats)
+                        if stop:
+                            raise Interrupted(128 + int(self._stop_signal), path)
+                self.scheduler.step()
+                self._check_finite()
+                line = self._summary(epoch, lr, stats, time.perf_counter() - t0)
+                self.metrics.append(line)
+                improved = "val" in line and line["val"]["pgd20"] > self.best.get("val_pgd20", -1.0)
+                if improved:
+                    self.best = {"epoch": epoch, "val_pgd20": line["val"]["pgd20"], "val_nat": line["val"]["nat"]}
+                if self.rank == 0:
+                    self._write_metrics()
+                    if bar is not None:
+                        bar.write(_format_line(line))
+                path = self._save(epoch, 0, None)
+                if improved and self.rank == 0:
+                    save_checkpoint(self.ckpt_dir / "best.pt", self._payload(epoch, 0, None))
+                if self._stop_signal is not None and epoch < cfg.epochs:
+                    raise Interrupted(128 + int(self._stop_signal), path)
+        finally:
+            if bar is not None:
+                bar.close()
+            for sig, h in old_handlers.items():
+                signal.signal(sig, h)
+        best = self.ckpt_dir / "best.pt"
+        return RunResult(self.out_dir, self.metrics, self.ckpt_dir / "last.pt", best if best.exists() else None)
+
+
+def _format_line(m: dict[str, Any]) -> str:
+    s = f"epoch {m['epoch']:>3}  lr {m['lr']:.4g}  loss {m['loss']:.4f}  train-adv-acc {m['train_acc']:.2f}%"
+    if "val" in m:
+        s += f"  val nat {m['val']['nat']:.2f}%  pgd20 {m['val']['pgd20']:.2f}%"
+    if m["reweight_active"]:
+        s += f"  ω std {m['weights']['std']:.3f} ess {m['weights']['ess']:.1f}"
+    return s + f"  {m['images_per_s']:.0f} img/s"
+
+
+def train(cfg: Config, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+          progress: bool = True, device: str | None = None) -> RunResult:
+    """Train `cfg` into `out_dir` (config.yaml, metrics.jsonl, checkpoints/last.pt[, best.pt])."""
+    return Trainer(cfg, out_dir, resume=resume, overwrite=overwrite, progress=progress, device=device).run()

@@ -1,0 +1,72 @@
+"""Instance weights (SPEC §2): MAIL/CLIRAT sigmoid, GAIRAT's κ weights, normalization, burn-in."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+NORMS = ("batch", "constant")
+GAIR_KINDS = ("tanh", "sigmoid", "discrete")
+
+
+@torch.no_grad()
+def sigmoid_weights(margin: Tensor, gamma: float, beta: float) -> Tensor:
+    """w_i = sigmoid(−γ (m_i − β))  (MAIL Eq. 8). Non-increasing in the margin for γ ≥ 0."""
+    return torch.sigmoid(-gamma * (margin.detach().float() - beta))
+
+
+@torch.no_grad()
+def gair_weights(kappa: Tensor, steps: int, lam: float = -1.0, kind: str = "tanh") -> Tensor:
+    """GAIRAT's weights of κ ∈ {0…T}.
+
+    tanh:     (1 + tanh(λ + 5 (⌊T/2⌋ − κ) / ⌊T/2⌋)) / 2
+    sigmoid:  sigmoid(λ + 5 (⌊T/2⌋ − κ) / ⌊T/2⌋)
+    discrete: (T + 1 − κ) / (T + 1)
+    """
+    k = kappa.detach().float()
+    if kind == "discrete":
+        return (steps + 1 - k) / (steps + 1)
+    half = max(steps // 2, 1)
+    arg = lam + 5.0 * (half - k) / half
+    if kind == "tanh":
+        return (1.0 + torch.tanh(arg)) / 2.0
+    if kind == "sigmoid":
+        return torch.sigmoid(arg)
+    raise ValueError(f"reweight.gair_kind: must be one of {', '.join(GAIR_KINDS)} (got {kind!r})")
+
+
+@torch.no_grad()
+def normalize(w: Tensor, mode: str = "batch", c: float = 3.0, global_sum: Tensor | None = None,
+              global_count: int | None = None) -> Tensor:
+    """ω from w: "batch" ω_i = M · w_i / Σ_j w_j (Σω = M); "constant" ω_i = c · w_i.
+
+    Under data parallelism pass the all-reduced `global_sum` and `global_count` (the global batch
+    size M), so that the weights do not depend on the number of processes.
+    """
+    if mode == "constant":
+        return c * w
+    if mode == "batch":
+        total = w.sum() if global_sum is None else global_sum
+        m = w.numel() if global_count is None else global_count
+        return w * (m / total.clamp_min(torch.finfo(w.dtype).tiny))
+    raise ValueError(f"reweight.norm: must be one of {', '.join(NORMS)} (got {mode!r})")
+
+
+def reweighting_active(epoch: int, from_epoch: int) -> bool:
+    """Burn-in: before `from_epoch` (1-indexed) every ω_i = 1."""
+    return epoch >= from_epoch
+
+
+@dataclass(frozen=True)
+class WeightingSpec:
+    fn: Callable[..., Tensor]  # (margin, cfg: ReweightConfig, steps) -> unnormalized w
+    doc: str
+
+
+WEIGHTINGS: dict[str, WeightingSpec] = {
+    "none": WeightingSpec(lambda m, r, steps: torch.ones_like(m), "all ones"),
+    "sigmoid": WeightingSpec(lambda m, r, steps: sigmoid_weights(m, r.gamma, r.beta), "sigmoid(−γ(m − β))"),
+    "gair": WeightingSpec(lambda m, r, steps: gair_weights(m, steps, r.lam, r.gair_kind), "GAIRAT weights of κ"),
+}
