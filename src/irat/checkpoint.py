@@ -6,8 +6,10 @@ corrupt or code-carrying file is refused with a one-line error naming the file.
 from __future__ import annotations
 
 import hashlib
-import pickle
+import pickletools
 import random
+import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,48 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     atomic_torch_save(path, payload)
 
 
+_REFUSED = "(irat loads checkpoints with torch.load(weights_only=True): tensors and plain values only)"
+
+
+def _pickle_imports(path: Path) -> list[str]:
+    """What a plain (non-zip) pickle file would import when unpickled, read with pickletools: nothing runs."""
+    names: list[str] = []
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            data = f.read(1 << 24)
+        for op, arg, _ in pickletools.genops(data):
+            if op.name in ("GLOBAL", "INST"):
+                names.append(str(arg).replace(" ", "."))
+            elif op.name == "STACK_GLOBAL":
+                names.append(".".join(strings[-2:]) or "a global")
+            if isinstance(arg, str):
+                strings.append(arg)
+            if op.name == "STOP":
+                break
+    except Exception:  # garbage stops the scan; what was found so far still counts
+        pass
+    return names
+
+
+def _load_failure(path: Path, e: BaseException) -> CheckpointError:
+    """One line for a file torch.load refused: code-carrying pickles apart from corrupt files."""
+    text = str(e)
+    if zipfile.is_zipfile(path):
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if found or "Trying to call reduce" in text or "can still be loaded" in text:
+            what = f" ({found.group(1)})" if found else ""
+            return CheckpointError(f"checkpoint {path}: refused, it carries pickled code or objects{what} that "
+                                   f"are not plain tensors {_REFUSED}")
+        first = text.split("\n")[0].split(". ")[0] if text else type(e).__name__
+        return CheckpointError(f"checkpoint {path}: corrupt or truncated ({first[:100]})")
+    imports = _pickle_imports(path)
+    if imports:
+        return CheckpointError(f"checkpoint {path}: refused, it is a plain pickle that would import "
+                               f"{', '.join(imports[:3])} {_REFUSED}")
+    return CheckpointError(f"checkpoint {path}: corrupt, truncated or not a checkpoint (not a torch.save archive)")
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load safely; every failure is a CheckpointError naming the file."""
     path = Path(path)
@@ -80,18 +124,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path}: file is empty")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        msg = str(e).splitlines()[0] if str(e) else ""
-        if "weights_only" in str(e) or "Unsupported global" in str(e) or "GLOBAL" in str(e):
-            raise CheckpointError(f"checkpoint {path}: refused, it carries pickled code or objects that are "
-                                  f"not plain tensors (safe loading with weights_only=True)") from None
-        raise CheckpointError(f"checkpoint {path}: corrupt or truncated ({msg[:120]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"checkpoint {path}: corrupt or truncated ({msg[:120]})") from None
-    except Exception as e:  # any other unpickling failure is still a bad file, not a crash
-        raise CheckpointError(f"checkpoint {path}: unreadable ({type(e).__name__})") from None
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the verdict below is the message
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {path}: cannot read it ({e.strerror or type(e).__name__})") from None
+    except Exception as e:  # every unpickling failure is a bad file, not a crash
+        raise _load_failure(path, e) from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise CheckpointError(f"checkpoint {path}: not an irat checkpoint (needs the keys 'model' and 'config')")
     expected = ckpt.get("model_sha256")

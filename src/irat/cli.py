@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
 from .errors import IratError
 
 # modules that add their own sub-command: each has register(subparsers)
-_EXTENSIONS: tuple[str, ...] = ()
+_EXTENSIONS: tuple[str, ...] = ("sweep", "report", "analysis", "export")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,18 +49,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if "val" in last:
             print(f"final validation: nat {last['val']['nat']:.2f}%  pgd20 {last['val']['pgd20']:.2f}%")
         print(f"checkpoint: {result.checkpoint}")
-    return 0
-
-
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_checkpoint
-
-    attacks = [a.strip() for a in args.attacks.split(",") if a.strip()] if args.attacks else None
-    report = evaluate_checkpoint(args.checkpoint, attacks=attacks, eps=args.eps, n_examples=args.n_examples,
-                                 batch_size=args.batch_size, seed=args.seed, device=args.device, out=args.out)
-    for name, value in report["accuracy"].items():
-        print(f"{name:>8}: {value:6.2f}%")
-    print(f"written: {report['path']}")
     return 0
 
 
@@ -99,16 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
 
-    e = sub.add_parser("eval", help="evaluate a checkpoint under attacks")
-    e.add_argument("checkpoint")
-    e.add_argument("--attacks", default="nat,pgd20", help="comma list of attack names")
-    e.add_argument("--eps", type=float, default=None, help="L∞ radius (default: the checkpoint's training ε)")
-    e.add_argument("--n-examples", type=int, default=None, help="the first N test examples")
-    e.add_argument("--batch-size", type=int, default=256)
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--device", default="auto")
-    e.add_argument("--out", default=None, help="eval.json path (default: beside the run directory)")
-    e.set_defaults(func=_cmd_eval)
+    importlib.import_module("irat.evaluate").register(sub)  # `irat eval`: its options live with the suite
 
     sub.add_parser("presets", help="list the presets").set_defaults(func=_cmd_presets)
     sub.add_parser("methods", help="list the methods and their composition").set_defaults(func=_cmd_methods)
@@ -129,6 +109,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("irat: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a path the user gave cannot be read or written (permissions, not a directory, …)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"irat: error: {where}{e.strerror or e}".replace("\n", " "), file=sys.stderr)
+        return 2
+    except Exception as e:  # a bug: still one line, the traceback on request
+        if os.environ.get("IRAT_DEBUG"):
+            raise
+        msg = " ".join(str(e).split())
+        print(f"irat: error: internal error ({type(e).__name__}: {msg}); set IRAT_DEBUG=1 for the traceback",
+              file=sys.stderr)
+        return 1
     finally:
         from .distributed import shutdown
         shutdown()

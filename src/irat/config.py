@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,6 +17,24 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError, IratError
+
+
+class _Loader(yaml.SafeLoader):
+    """safe_load that also reads `1e-3` and `1e30` as numbers (YAML 1.2 floats; PyYAML wants `1.0e-3`)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 @dataclass
@@ -179,7 +198,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         if not key:
             raise ConfigError("--set", "key=value with a non-empty key", pair)
         try:
-            flat[key] = yaml.safe_load(raw) if raw.strip() != "" else None
+            flat[key] = _yaml_load(raw) if raw.strip() != "" else None
         except yaml.YAMLError:
             flat[key] = raw
         if isinstance(flat[key], str) and flat[key].lower() in {"nan", "inf", "-inf", "+inf", ".nan"}:
@@ -204,8 +223,21 @@ def preset_dir() -> Path:
     return Path(str(resources.files("irat") / "presets"))
 
 
+def _preset_files() -> dict[str, dict[str, Any]]:
+    return {p.stem: (yaml.safe_load(p.read_text()) or {}) for p in sorted(preset_dir().glob("*.yaml"))}
+
+
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in preset_dir().glob("*.yaml"))
+    """Standalone presets, plus `<family>-<method>` for every family preset and every method."""
+    from .methods import METHODS
+
+    names = []
+    for stem, data in _preset_files().items():
+        if data.get("family"):
+            names.extend(f"{stem}-{m}" for m in METHODS)
+        else:
+            names.append(stem)
+    return sorted(names)
 
 
 def _read_yaml(path: Path, what: str) -> dict[str, Any]:
@@ -216,7 +248,7 @@ def _read_yaml(path: Path, what: str) -> dict[str, Any]:
     except OSError as e:
         raise IratError(f"{what}: cannot read {path}: {e.strerror}") from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = _yaml_load(text) or {}
     except yaml.YAMLError as e:
         line = str(e).splitlines()[0] if str(e) else "invalid YAML"
         raise IratError(f"{what}: {path} is not valid YAML ({line})") from None
@@ -226,19 +258,38 @@ def _read_yaml(path: Path, what: str) -> dict[str, Any]:
 
 
 def preset_dict(name: str) -> dict[str, Any]:
-    path = preset_dir() / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError("--preset", f"one of: {', '.join(preset_names())}", name)
-    data = _read_yaml(path, "--preset")
-    data.pop("description", None)
+    """A preset's keys. `<family>-<method>` is the family preset with `method` set."""
+    from .methods import METHODS
+
+    files = _preset_files()
+    data: dict[str, Any] | None = None
+    if name in files and not files[name].get("family"):
+        data = dict(files[name])
+    else:
+        for stem, content in files.items():
+            method = name[len(stem) + 1:]
+            if content.get("family") and name.startswith(stem + "-") and method in METHODS:
+                data = dict(content)
+                data["method"] = method
+                break
+    if data is None:
+        raise ConfigError("--preset", "a name listed by `irat presets`", name)
+    for key in ("description", "family"):
+        data.pop(key, None)
     return data
 
 
 def preset_descriptions() -> dict[str, str]:
+    from .methods import METHODS, describe
+
+    files = _preset_files()
     out = {}
     for name in preset_names():
-        data = yaml.safe_load((preset_dir() / f"{name}.yaml").read_text()) or {}
-        out[name] = str(data.get("description", "")).strip()
+        if name in files:
+            out[name] = str(files[name].get("description", "")).strip()
+            continue
+        stem = next(s for s in files if name.startswith(s + "-") and name[len(s) + 1:] in METHODS)
+        out[name] = f"{name[len(stem) + 1:]} on {stem}: {describe(name[len(stem) + 1:]).split('  — ')[0]}"
     return out
 
 
@@ -362,8 +413,8 @@ def validate(cfg: Config) -> None:
         _check(v is None or (isinstance(v, list) and all(_finite(x) for x in v)), f"model.{key}",
                "null or a list of numbers, one per channel", v)
     _check(m.std is None or all(x > 0 for x in m.std), "model.std", "positive numbers", m.std)
-    _check(m.depth is None or (_int(m.depth) and m.depth >= 10 and (m.depth - 4) % 6 == 0), "model.depth",
-           "null or an integer 6n+4 >= 10 (e.g. 28, 34)", m.depth)
+    _check(m.depth is None or (_int(m.depth) and m.depth >= 10), "model.depth",
+           "null or an integer >= 10 (e.g. 28, 32, 34)", m.depth)
     _check(m.width is None or (_int(m.width) and m.width >= 1), "model.width", "null or an integer >= 1", m.width)
     _check(_finite(m.dropout) and 0 <= m.dropout < 1, "model.dropout", "a number in [0, 1)", m.dropout)
 

@@ -29,7 +29,7 @@ from .config import Config, config_from_dict, dump_yaml
 from .data.loader import Splits, default_augment, epoch_batches, load_splits, steps_per_epoch
 from .errors import IratError, TrainingDiverged
 from .evaluate import quick_accuracy
-from .io import atomic_write_text
+from .io import atomic_write_text, remove_stale_temps
 from .margins import MARGINS, MarginInputs, confused_label_count, compute_margin
 from .models import model_from_config
 from .objectives import OBJECTIVES
@@ -67,6 +67,24 @@ def fat_tau(cfg: Config, epoch: int) -> int | None:
     return min(cfg.fat.tau_max, sum(1 for m in marks if epoch >= m))
 
 
+def _config_from_yaml(path: Path) -> Config:
+    """The config.yaml a run wrote at its start (for --resume of a run killed before its first checkpoint)."""
+    from .config import _read_yaml
+
+    return config_from_dict(_read_yaml(path, "--resume"))
+
+
+def _check_data_matches(ckpt: dict[str, Any], splits: Splits, path: Path) -> None:
+    """The data of a resumed run must still fit the checkpoint's model (classes, channels, image size)."""
+    have = {"classes": splits.num_classes, "channels": splits.in_channels, "image size": list(splits.image_size)}
+    want = {"classes": ckpt.get("num_classes"), "channels": ckpt.get("in_channels"),
+            "image size": list(ckpt["image_size"]) if ckpt.get("image_size") is not None else None}
+    for what, value in have.items():
+        if want[what] is not None and want[what] != value:
+            raise IratError(f"data.name: {splits.name} now has {what} {value} but the checkpoint {path} was "
+                            f"trained with {what} {want[what]}")
+
+
 def _margin_range(name: str, num_classes: int) -> tuple[float, float]:
     if name == "cl_pm":
         return (-(num_classes - 1.0), 1.0)
@@ -78,7 +96,8 @@ def _margin_range(name: str, num_classes: int) -> tuple[float, float]:
 class EpochStats:
     """On-device accumulators for one epoch; read back once at its end (no per-step sync)."""
 
-    KEYS = ("loss_sum", "correct", "count", "ess_sum", "batches", "cl_one", "cl_several", "misclassified")
+    KEYS = ("loss_sum", "correct", "count", "ess_sum", "batches", "cl_one", "cl_several", "misclassified",
+            "w_correct", "w_wrong")
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -110,12 +129,19 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.progress = progress
         ckpt = None
+        restart = False  # --resume of a run killed before its first checkpoint: start it again
         if resume:
             last = self.out_dir / "checkpoints" / "last.pt"
-            if not last.exists():
-                raise IratError(f"--resume: no checkpoint at {last}")
-            ckpt = load_checkpoint(last)
-            saved = config_from_dict(ckpt["config"])
+            saved_yaml = self.out_dir / "config.yaml"
+            if last.exists():
+                ckpt = load_checkpoint(last)
+                saved = config_from_dict(ckpt["config"])
+            elif saved_yaml.is_file():
+                saved = _config_from_yaml(saved_yaml)
+                restart = True
+            else:
+                raise IratError(f"--resume: no checkpoint at {last} and no {saved_yaml}; start the run "
+                                f"without --resume")
             saved.device = cfg.device
             cfg = saved
         elif self.out_dir.exists() and any(self.out_dir.iterdir()) and not overwrite:
@@ -136,9 +162,16 @@ class Trainer:
         # data and model first: bad input fails before anything is written
         self.splits: Splits = load_splits(cfg, self.device)
         self.augment = cfg.data.augment if cfg.data.augment is not None else default_augment(self.splits)
+        if ckpt is not None:
+            _check_data_matches(ckpt, self.splits, self.out_dir / "checkpoints" / "last.pt")
         torch.manual_seed(cfg.seed)
-        self.model = model_from_config(cfg, self.splits.num_classes, self.splits.in_channels,
-                                       self.splits.image_size).to(self.device)
+        try:
+            model = model_from_config(cfg, self.splits.num_classes, self.splits.in_channels, self.splits.image_size)
+        except ValueError as e:  # e.g. images too small for the architecture
+            raise IratError(f"model.name: {cfg.model.name} cannot take the images of data.name={cfg.data.name} "
+                            f"({self.splits.in_channels}x{self.splits.image_size[0]}x{self.splits.image_size[1]}): "
+                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        self.model = model.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
@@ -166,13 +199,21 @@ class Trainer:
         random.seed(cfg.seed)
         np.random.seed(cfg.seed % (2**32))
         torch.manual_seed(cfg.seed + self.rank)
+        if (ckpt is not None or restart) and self.rank == 0:  # temp files of writes a kill cut short
+            remove_stale_temps(self.out_dir)
+            remove_stale_temps(self.ckpt_dir)
         if ckpt is not None:
             self._restore(ckpt)
         elif self.rank == 0:
             if self.out_dir.exists() and overwrite:
                 shutil.rmtree(self.out_dir)
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise IratError(f"--out: cannot create the run directory {self.out_dir} ({e.strerror})") from None
             atomic_write_text(self.out_dir / "config.yaml", dump_yaml(cfg))
+            if restart:
+                self._write_metrics()
         dist_utils.barrier()
         self._stop_signal: int | None = None
         self._first_bad = torch.full((2,), -1, dtype=torch.long, device=self.device)
@@ -234,13 +275,23 @@ class Trainer:
         first = (self._first_bad[0] < 0) & bad
         marker = torch.tensor([epoch, step], device=self.device)
         self._first_bad = torch.where(first, marker, self._first_bad)
+        self._pos = (epoch, step)
 
     def _check_finite(self) -> None:
+        """Raise before a non-finite loss or weight can reach a checkpoint (one sync, at saves only).
+
+        Steps in the message count from 1 within the epoch, like the checkpoints' `step_in_epoch`."""
+        last = self.ckpt_dir / "last.pt"
+        kept = (f"the last good checkpoint {last} is kept" if last.exists() else "no checkpoint was written")
         if int(self._first_bad[0]) >= 0:
             e, s = (int(v) for v in self._first_bad.tolist())
-            raise TrainingDiverged(
-                f"training diverged: non-finite loss at epoch {e}, step {s}; the last good checkpoint is kept "
-                f"(lower optim.lr or check the data)")
+            raise TrainingDiverged(f"training diverged: non-finite loss at epoch {e}, step {s + 1}; {kept} "
+                                   f"(lower optim.lr or check the data)")
+        params = [p.detach() for p in self.model.parameters()]
+        if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+            e, s = getattr(self, "_pos", (self.start_epoch, self.start_step - 1))
+            raise TrainingDiverged(f"training diverged: non-finite weights after epoch {e}, step {s + 1}; {kept} "
+                                   f"(lower optim.lr or check the data)")
 
     # ---- one step -----------------------------------------------------------------------------
     def _autocast(self):
@@ -327,7 +378,9 @@ class Trainer:
         with torch.no_grad():
             n_cl = confused_label_count(probs_adv, y)
             per_sample = (omega * weighted + unweighted).detach().double()
-            stats.add(loss_sum=per_sample.sum(), correct=(logits_adv.detach().argmax(1) == y).sum(),
+            right = logits_adv.detach().argmax(1) == y
+            stats.add(loss_sum=per_sample.sum(), correct=right.sum(), w_correct=(omega * right).sum(),
+                      w_wrong=(omega * ~right).sum(),
                       count=float(y.shape[0]), ess_sum=ess / max(self.world, 1), batches=1.0 / max(self.world, 1),
                       cl_one=(n_cl == 1).sum(), cl_several=(n_cl >= 2).sum(), misclassified=(n_cl >= 1).sum())
             stats.weights.append(omega.detach().float())
@@ -365,6 +418,9 @@ class Trainer:
                 "min": float(w.min()) if w.numel() else 1.0,
                 "max": float(w.max()) if w.numel() else 1.0,
                 "ess": s["ess_sum"] / max(s["batches"], 1e-12),
+                # mean ω of training examples the model gets right / wrong under attack
+                "mean_correct": s["w_correct"] / max(s["correct"], 1.0),
+                "mean_misclassified": s["w_wrong"] / max(s["count"] - s["correct"], 1.0),
                 "hist": torch.histc(w, HIST_BINS, 0.0, max(float(w.max()), 1.0) if w.numel() else 1.0).tolist(),
                 "hist_range": [0.0, max(float(w.max()), 1.0) if w.numel() else 1.0],
             },
@@ -445,13 +501,15 @@ class Trainer:
                 improved = "val" in line and line["val"]["pgd20"] > self.best.get("val_pgd20", -1.0)
                 if improved:
                     self.best = {"epoch": epoch, "val_pgd20": line["val"]["pgd20"], "val_nat": line["val"]["nat"]}
+                # best.pt, then last.pt, then metrics.jsonl: a kill between two writes never leaves
+                # last.pt naming a best.pt that is not on disk, nor metrics.jsonl ahead of last.pt
+                if improved and self.rank == 0:
+                    save_checkpoint(self.ckpt_dir / "best.pt", self._payload(epoch, 0, None))
+                path = self._save(epoch, 0, None)
                 if self.rank == 0:
                     self._write_metrics()
                     if bar is not None:
                         bar.write(_format_line(line))
-                path = self._save(epoch, 0, None)
-                if improved and self.rank == 0:
-                    save_checkpoint(self.ckpt_dir / "best.pt", self._payload(epoch, 0, None))
                 if self._stop_signal is not None and epoch < cfg.epochs:
                     raise Interrupted(128 + int(self._stop_signal), path)
         finally:

@@ -1,4 +1,8 @@
-"""Wide ResNet (Zagoruyko & Komodakis), depth 6n+4 and widen factor k: WRN-34-10, WRN-32-10, …"""
+"""Wide ResNet (Zagoruyko & Komodakis): depth d, widen factor k; WRN-34-10, WRN-32-10, …
+
+Each of the three stages has ⌊(d − 4) / 6⌋ blocks, as in the TRADES/MART/GAIRAT/MAIL reference
+implementations: WRN-34-10 has 5 blocks per stage, and WRN-32-10 (not of the form 6n + 4) has 4.
+"""
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -24,8 +28,8 @@ class WideBlock(nn.Module):
 class WideResNet(nn.Module):
     def __init__(self, depth: int = 34, widen: int = 10, num_classes: int = 10, in_channels: int = 3):
         super().__init__()
-        if (depth - 4) % 6 != 0:
-            raise ValueError(f"model.depth: WRN depth must be 6n+4 (got {depth})")
+        if depth < 10:
+            raise ValueError(f"model.depth: WRN depth must be >= 10 (got {depth})")
         n = (depth - 4) // 6
         widths = [16, 16 * widen, 32 * widen, 64 * widen]
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)

@@ -1,0 +1,164 @@
+"""Adapter to the official AutoAttack code (PyPI `pyautoattack`, import name `pyautoattack`).
+
+Every setting that decides the number is passed explicitly (ε, norm, version, seed, device,
+iterations, restarts), never the package's defaults: its default ε is 0.3, and its "custom"
+version keeps APGD at 5 restarts. SPEC §5:
+
+- `apgd-ce`: version="custom", attacks=["apgd-ce"], 100 iterations, 1 restart;
+- `aa`: version="standard" (APGD-CE, APGD-T, FAB-T, Square) with the package's standard settings.
+
+The package logs through the `auto-attack` logger and APGD prints when verbose; both are silenced
+unless `verbose=True`.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from typing import Any, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from .pgd import eval_mode
+
+NORMS = ("Linf", "L2", "L1")
+VERSIONS = ("standard", "custom", "plus", "rand")
+AA_ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
+LOGGER = "auto-attack"
+
+
+def _autoattack_class():
+    try:
+        from pyautoattack import AutoAttack
+    except ImportError as e:  # pragma: no cover - a dependency of the package
+        from ..errors import IratError
+        raise IratError("--attacks: apgd-ce/aa need the official AutoAttack code (pip install pyautoattack)") from e
+    return AutoAttack
+
+
+@contextlib.contextmanager
+def _quiet(verbose: bool) -> Iterator[None]:
+    """Silence the package's logger and prints (restored afterwards) unless verbose."""
+    logger = logging.getLogger(LOGGER)
+    old_level, old_propagate = logger.level, logger.propagate
+    handler: logging.Handler | None = None
+    if verbose:
+        logger.setLevel(logging.DEBUG)
+        if not logger.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("[autoattack] %(message)s"))
+            logger.addHandler(handler)
+        try:
+            yield
+        finally:
+            logger.setLevel(old_level)
+            if handler is not None:
+                logger.removeHandler(handler)
+        return
+    logger.setLevel(logging.CRITICAL + 1)
+    logger.propagate = False
+    sink = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(sink):
+            yield
+    finally:
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
+
+
+def build_autoattack(model: nn.Module, *, eps: float, norm: str = "Linf", version: str = "standard",
+                     attacks: list[str] | None = None, n_iter: int | None = None, n_restarts: int | None = None,
+                     seed: int = 0, device: torch.device | str = "cpu", num_classes: int | None = None):
+    """An `AutoAttack` object with every setting explicit.
+
+    version="standard" takes the package's standard attack list and settings (n_iter / n_restarts
+    must be None or equal to them); version="custom" needs `attacks`, and n_iter / n_restarts set
+    APGD's iterations and restarts. With fewer than 10 classes the targeted attacks use K − 1 targets.
+    """
+    if norm not in NORMS:
+        raise ValueError(f"norm: must be one of {', '.join(NORMS)} (got {norm!r})")
+    if version not in VERSIONS:
+        raise ValueError(f"version: must be one of {', '.join(VERSIONS)} (got {version!r})")
+    if not (eps >= 0 and eps == eps):
+        raise ValueError(f"eps: must be a number >= 0 (got {eps!r})")
+    AutoAttack = _autoattack_class()
+    kwargs: dict[str, Any] = dict(norm=norm, eps=float(eps), version=version, device=device, seed=int(seed))
+    if version == "custom":
+        if not attacks:
+            raise ValueError("attacks: version='custom' needs a list of AutoAttack attacks")
+        bad = [a for a in attacks if a not in AA_ATTACKS]
+        if bad:
+            raise ValueError(f"attacks: must be among {', '.join(AA_ATTACKS)} (got {bad})")
+        kwargs["attacks"] = list(attacks)
+    elif attacks is not None:
+        raise ValueError(f"attacks: only with version='custom' (got version={version!r})")
+    aa = AutoAttack(model, **kwargs)
+    aa.verbose = False
+    if version == "custom":
+        if n_iter is not None:
+            for a in (aa.apgd, aa.apgd_targeted, aa.fab):
+                _set_iterations(a, int(n_iter))
+        if n_restarts is not None:
+            aa.apgd.n_restarts = int(n_restarts)
+    if num_classes is not None and num_classes < 10:
+        aa.apgd_targeted.n_target_classes = max(num_classes - 1, 1)
+        aa.fab.n_target_classes = max(num_classes - 1, 1)
+    return aa
+
+
+def _set_iterations(attack: Any, n_iter: int) -> None:
+    """APGD derives its checkpoint schedule from n_iter in __init__; recompute it with the new value."""
+    attack.n_iter = n_iter
+    if hasattr(attack, "n_iter_orig"):
+        attack.n_iter_orig = n_iter
+        attack.n_iter_2 = max(int(0.22 * n_iter), 1)
+        attack.n_iter_min = max(int(0.06 * n_iter), 1)
+        attack.size_decr = max(int(0.03 * n_iter), 1)
+
+
+def autoattack_settings(aa: Any) -> dict[str, Any]:
+    """The settings the AutoAttack object will actually run with (for the report)."""
+    run = list(aa.attacks_to_run or [])
+    out: dict[str, Any] = {"eps": float(aa.epsilon), "norm": aa.norm, "version": aa.version, "seed": aa.seed,
+                           "attacks": run}
+    if any(a in run for a in ("apgd-ce", "apgd-dlr")):
+        out["apgd"] = {"n_iter": int(aa.apgd.n_iter), "n_restarts": int(aa.apgd.n_restarts), "rho": aa.apgd.thr_decr}
+    if "apgd-t" in run:
+        out["apgd_t"] = {"n_iter": int(aa.apgd_targeted.n_iter), "n_restarts": int(aa.apgd_targeted.n_restarts),
+                         "n_target_classes": int(aa.apgd_targeted.n_target_classes)}
+    if any(a in run for a in ("fab", "fab-t")):
+        out["fab"] = {"n_iter": int(aa.fab.n_iter), "n_restarts": int(aa.fab.n_restarts),
+                      "n_target_classes": int(aa.fab.n_target_classes)}
+    if "square" in run:
+        out["square"] = {"n_queries": int(aa.square.n_queries), "p_init": aa.square.p_init}
+    return out
+
+
+def autoattack(model: nn.Module, x: Tensor, labels: Tensor, eps: float, *, version: str = "standard",
+               attacks: list[str] | None = None, n_iter: int | None = None, n_restarts: int | None = None,
+               norm: str = "Linf", seed: int = 0, batch_size: int = 256, verbose: bool = False,
+               num_classes: int | None = None) -> Tensor:
+    """Adversarial inputs from the official AutoAttack: x̃ for examples it broke, x for the rest.
+
+    Runs in batches of `batch_size`, with the model in eval mode (restored afterwards).
+    """
+    if x.shape[0] == 0:
+        return x.clone()
+    with eval_mode(model), _quiet(verbose):
+        aa = build_autoattack(model, eps=eps, norm=norm, version=version, attacks=attacks, n_iter=n_iter,
+                              n_restarts=n_restarts, seed=seed, device=x.device, num_classes=num_classes)
+        aa.verbose = verbose
+        x_adv, _ = aa.run_standard_evaluation(x.detach(), labels.detach(), batch_size=int(batch_size))
+    return x_adv.detach()
+
+
+def autoattack_robust(model: nn.Module, x: Tensor, labels: Tensor, eps: float, **kwargs: Any) -> Tensor:
+    """Per-example bool: still correctly classified after `autoattack(...)`."""
+    x_adv = autoattack(model, x, labels, eps, **kwargs)
+    with torch.no_grad(), eval_mode(model):
+        return model(x_adv).argmax(dim=1) == labels
+
+
+__all__ = ["AA_ATTACKS", "NORMS", "VERSIONS", "autoattack", "autoattack_robust", "autoattack_settings",
+           "build_autoattack"]
