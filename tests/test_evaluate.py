@@ -2,7 +2,9 @@
 settings we claim, sanity flags that fire on masked gradients (and not on a normal model), the MAIL
 paper's protocol, the CLI contract, TorchScript export, and best.pt chosen on validation data.
 
-One tiny adversarially trained model (Fashion-MNIST, 1,000 training images, 3 epochs) serves the module.
+One tiny adversarially trained model (Fashion-MNIST, 1,000 training images, 3 epochs) serves the module;
+the official AutoAttack (thousands of sequential steps whatever the batch) runs on a linear model.
+Torch runs single-threaded here: on a shared 2-core machine OpenMP threads make small batches far slower.
 """
 from __future__ import annotations
 
@@ -29,18 +31,26 @@ EPS = 0.1
 # ---------------------------------------------------------------------------------------------- fixtures
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A tiny AT run with a validation split; its model in eval mode."""
-    torch.set_num_threads(2)
+    """A tiny AT run (PGD-3) with a validation split of 100; its last model in eval mode."""
+    from irat.api import train  # not irat.train: importing the submodule irat.train rebinds that name
+
     out = tmp_path_factory.mktemp("evaluate") / "run"
     cfg = irat.build_config("fmnist-smallcnn-at", overrides=[
-        "data.train_subset=1000", "data.val_size=200", "epochs=3", "batch_size=100", "attack.steps=3",
-        "attack.step_size=0.04", "optim.lr=0.05", "optim.weight_decay=5e-4", "optim.milestones=[10]", "seed=0"])
-    result = irat.train(cfg, out, progress=False)
+        "data.train_subset=1000", "data.val_size=100", "epochs=3", "batch_size=25", "attack.steps=3",
+        "attack.step_size=0.04", "optim.lr=0.02", "optim.weight_decay=5e-4", "optim.milestones=[10]", "seed=0"])
+    result = train(cfg, out, progress=False)
     model = irat.load_model(result.checkpoint)
-    return {"dir": out, "cfg": cfg, "last": result.checkpoint, "best": result.best_checkpoint, "model": model,
-            "metrics": result.metrics}
+    return {"dir": out, "cfg": cfg, "last": result.checkpoint, "best": result.best_checkpoint, "model": model}
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +60,8 @@ def fmnist():
 
 @pytest.fixture(scope="module")
 def normal_eval(run: dict[str, Any], fmnist) -> irat.evaluate.EvalResult:
-    return irat.evaluate(run["model"], fmnist, ["nat", "pgd20", "pgd100", "cw"], eps=EPS, n_examples=100,
-                         sanity_examples=50)
+    return irat.evaluate(run["model"], fmnist, ["nat", "pgd20", "pgd100", "cw"], eps=EPS, n_examples=80,
+                         sanity_examples=40)
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
@@ -90,8 +100,8 @@ def test_accuracy_ordering_and_per_example_worst_case(normal_eval) -> None:
 
 
 def test_eps_zero_gives_natural_accuracy(run: dict[str, Any], fmnist, normal_eval) -> None:
-    res = irat.evaluate(run["model"], fmnist, ["nat", "fgsm", "pgd20", "cw"], eps=0.0, n_examples=60,
-                        sanity_examples=20)
+    res = irat.evaluate(run["model"], fmnist, ["nat", "fgsm", "pgd20", "cw"], eps=0.0, n_examples=30,
+                        sanity_examples=10)
     acc = res.accuracy
     assert acc["fgsm"] == acc["pgd20"] == acc["cw"] == acc["worst"] == acc["nat"]
     f = normal_eval.flags["eps_zero"]
@@ -152,12 +162,21 @@ def test_autoattack_adapter_passes_explicit_settings(run: dict[str, Any], fmnist
     assert res.report["attacks"]["apgd-ce"]["n_iter"] == 100 and res.report["attacks"]["apgd-ce"]["n_restarts"] == 1
 
 
-def test_autoattack_is_at_least_as_strong_as_apgd_ce(run: dict[str, Any], fmnist,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    res = irat.evaluate(run["model"], fmnist, ["nat", "apgd-ce", "aa"], eps=EPS, n_examples=24, cascade=False,
+def test_autoattack_is_at_least_as_strong_as_apgd_ce(fmnist, capsys: pytest.CaptureFixture[str]) -> None:
+    torch.manual_seed(0)
+    x, y = fmnist.x_train[:3000].float() / 255.0, fmnist.y_train[:3000].long()
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(150):  # ~80% test accuracy
+        idx = torch.randint(0, x.shape[0], (128,))
+        loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    res = irat.evaluate(model.eval(), fmnist, ["nat", "apgd-ce", "aa"], eps=0.02, n_examples=16, cascade=False,
                         sanity_examples=4)
     acc = res.accuracy
-    assert acc["aa"] <= acc["apgd-ce"] <= acc["nat"]
+    assert acc["aa"] <= acc["apgd-ce"] <= acc["nat"] and acc["apgd-ce"] > 0
     assert acc["worst"] <= acc["aa"]
     assert res.report["cascade"]["attacks"] == []
     assert not res.flags["perturbation_bound"]["flag"]  # AutoAttack stayed in the ε-ball and the box
@@ -215,12 +234,13 @@ class Quantized(nn.Module):
 
 
 def test_masked_gradients_are_flagged_and_a_normal_model_is_not(run: dict[str, Any], fmnist, normal_eval) -> None:
-    sat = irat.evaluate(Saturated(run["model"]).eval(), fmnist, ["nat", "pgd20", "cw"], eps=EPS, n_examples=100,
-                        sanity_examples=100)
+    sat = irat.evaluate(Saturated(run["model"]).eval(), fmnist, ["nat", "pgd20", "cw"], eps=EPS, n_examples=80,
+                        sanity_examples=40)
     f = sat.flags
     assert f["zero_gradients"]["flag"] and f["zero_gradients"]["share"] > 20
     # CE-PGD is blind, the CW margin is not: PGD far above the worst case
-    assert f["gradient_masking"]["flag"] and f["gradient_masking"]["gap"] > 5
+    gm = f["gradient_masking"]
+    assert gm["flag"] and gm["gap"] > max(gm["threshold"], gm["noise_margin"])
     assert "possible gradient masking" in sat.markdown()
 
     quant = irat.evaluate(Quantized(run["model"]).eval(), fmnist, ["nat", "pgd20"], eps=EPS, n_examples=40,
@@ -361,10 +381,12 @@ def test_export_round_trip_and_model_card(run: dict[str, Any], fmnist, tmp_path:
             "assert y.shape == (2, 10) and 'irat' not in sys.modules; print('ok')")
     res = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
-    # another checkpoint's eval.json does not fill the card
-    if run["best"] is not None and load_checkpoint(run["best"])["epoch"] != 3:
-        assert main(["export", str(run["best"]), "--out", str(tmp_path / "best.pt")]) == 0
-        assert json.loads((tmp_path / "best.json").read_text())["clean_acc"] is None
+    # an eval.json of another checkpoint does not fill the card
+    other = tmp_path / "other_eval.json"
+    other.write_text(json.dumps({**ev, "checkpoint": {**ev["checkpoint"], "sha256": "0" * 64}}))
+    assert main(["export", str(run["last"]), "--out", str(tmp_path / "m2.pt"), "--eval", str(other)]) == 0
+    card2 = json.loads((tmp_path / "m2.json").read_text())
+    assert card2["clean_acc"] is None and "another checkpoint" in card2["footnote"]
     capsys.readouterr()
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00" * 64)
@@ -393,8 +415,8 @@ def test_best_checkpoint_is_chosen_on_validation_not_test(run: dict[str, Any]) -
 
     cfg = run["cfg"]
     splits = load_splits(cfg, torch.device("cpu"))
-    assert splits.x_val.shape[0] == 200
+    assert splits.x_val.shape[0] == 100
     model = irat.load_model(run["dir"] / "checkpoints" / "best.pt").to(memory_format=torch.channels_last)
     acc = quick_accuracy(model, splits.x_val, splits.y_val, cfg.attack.eps, ["nat", "pgd20"],
                          batch_size=max(cfg.batch_size, 256), seed=cfg.seed + best_epoch, channels_last=True)
-    assert acc["pgd20"] == pytest.approx(top, abs=100.0 / 200)
+    assert acc["pgd20"] == pytest.approx(top, abs=100.0 / 100)  # one example: channels-last numerics

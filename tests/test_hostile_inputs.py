@@ -276,9 +276,9 @@ def _corrupt(kind: str, path: Path, marker: Path) -> None:
         path.write_bytes(good[: len(good) // 2])
     elif kind == "garbage":
         path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
-    elif kind == "malicious-pickle":
+    elif kind.startswith("malicious-pickle"):  # a plain pickle, protocol 2 or the newest
         with open(path, "wb") as f:
-            pickle.dump({"model": Evil(marker), "config": {}}, f)
+            pickle.dump({"model": Evil(marker), "config": {}}, f, protocol=2 if kind.endswith("v2") else None)
     elif kind == "malicious-torch-save":
         torch.save({"model": {}, "config": {"x": Evil(marker)}}, path)
     elif kind == "not-a-checkpoint":
@@ -300,8 +300,9 @@ def _corrupt(kind: str, path: Path, marker: Path) -> None:
 CHECKPOINT_CASES = [
     ("empty", "file is empty"),
     ("truncated", "corrupt or truncated"),
-    ("garbage", ""),
+    ("garbage", "corrupt"),
     ("malicious-pickle", "refused"),
+    ("malicious-pickle-v2", "refused"),
     ("malicious-torch-save", "refused"),
     ("not-a-checkpoint", "not an irat checkpoint"),
     ("wrong-head", "shape"),

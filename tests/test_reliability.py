@@ -49,7 +49,7 @@ optim: {lr: 0.05, momentum: 0.9, weight_decay: 5.0e-4, milestones: [2]}
 reweight: {from_epoch: 2}
 awp: {enabled: true, gamma: 0.01}
 """
-STEPS_PER_EPOCH, EPOCHS = 8, 3
+STEPS_PER_EPOCH = 8
 TIMING_FIELDS = ("seconds", "images_per_s")
 TIMEOUT = 180.0  # one subprocess, generous for a loaded 2-core machine
 

@@ -99,7 +99,9 @@ def _pickle_imports(path: Path) -> list[str]:
 def _load_failure(path: Path, e: BaseException) -> CheckpointError:
     """One line for a file torch.load refused: code-carrying pickles apart from corrupt files."""
     text = str(e)
-    if zipfile.is_zipfile(path):
+    with open(path, "rb") as f:
+        is_zip = f.read(2) == b"PK"  # torch.save's archive, whole or truncated
+    if is_zip:
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
         if found or "Trying to call reduce" in text or "can still be loaded" in text:
             what = f" ({found.group(1)})" if found else ""

@@ -15,7 +15,7 @@ from typing import Sequence
 from .errors import IratError
 
 # modules that add their own sub-command: each has register(subparsers)
-_EXTENSIONS: tuple[str, ...] = ("sweep", "report", "analysis", "export")
+_EXTENSIONS: tuple[str, ...] = ("sweep", "report", "analysis", "export", "bench")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -26,6 +26,10 @@ def init_from_env(device: torch.device) -> None:
     if not launched_by_torchrun() or dist.is_initialized():
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        # NCCL's barrier and all_gather_object use the *current* device: make it this rank's GPU,
+        # or every rank would talk through cuda:0
+        torch.cuda.set_device(device)
     dist.init_process_group(backend=backend)
 
 

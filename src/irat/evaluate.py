@@ -599,11 +599,13 @@ def _sanity_flags(model: nn.Module, x: Tensor, y: Tensor, dev: torch.device, eps
     if pgds:
         best_pgd = min(pgds, key=lambda a: acc_on(a, k))
         gap = acc_on(best_pgd, k) - worst_acc
-        flags["gradient_masking"] = {"flag": gap > masking_threshold, "checked": bool(others), "pgd": best_pgd,
-                                     "pgd_accuracy": acc_on(best_pgd, k), "worst": worst_acc, "gap": gap,
-                                     "threshold": masking_threshold, "compared_with": others, "n_examples": k,
-                                     "note": "PGD accuracy far above the worst case over all attacks: "
-                                             "possible gradient masking"}
+        margin = _binomial_margin(worst_acc, k)
+        flags["gradient_masking"] = {"flag": gap > masking_threshold and gap > margin, "checked": bool(others),
+                                     "pgd": best_pgd, "pgd_accuracy": acc_on(best_pgd, k), "worst": worst_acc,
+                                     "gap": gap, "threshold": masking_threshold, "noise_margin": margin,
+                                     "compared_with": others, "n_examples": k,
+                                     "note": "PGD accuracy above the worst case over all attacks by more than the "
+                                             "threshold and the noise margin: possible gradient masking"}
     else:
         flags["gradient_masking"] = {"flag": False, "checked": False, "threshold": masking_threshold,
                                      "note": "not checked: no PGD attack was run"}
@@ -663,7 +665,8 @@ def _flag_lines(flags: Mapping[str, Any]) -> list[str]:
     gm = f["gradient_masking"]
     if gm["flag"]:
         out.append(f"possible gradient masking: {gm['pgd']} {gm['pgd_accuracy']:.2f}% vs worst case "
-                   f"{gm['worst']:.2f}% (gap {gm['gap']:.2f} > {gm['threshold']:g} points)")
+                   f"{gm['worst']:.2f}% (gap {gm['gap']:.2f} > {max(gm['threshold'], gm['noise_margin']):.2f} "
+                   "points: threshold and noise margin)")
     zg = f["zero_gradients"]
     if zg["flag"]:
         out.append(f"zero input gradients on {zg['share']:.1f}% of inputs (> {zg['threshold']:g}%): "

@@ -67,6 +67,15 @@ def fat_tau(cfg: Config, epoch: int) -> int | None:
     return min(cfg.fat.tau_max, sum(1 for m in marks if epoch >= m))
 
 
+def _local_samples(n: int, batch_size: int, rank: int, world: int) -> int:
+    """Samples this rank sees in one epoch (epoch_batches slices each global batch into `world` parts)."""
+    total = 0
+    for start in range(0, n, batch_size):
+        g = min(batch_size, n - start)
+        total += (g * (rank + 1)) // world - (g * rank) // world
+    return total
+
+
 def _config_from_yaml(path: Path) -> Config:
     """The config.yaml a run wrote at its start (for --resume of a run killed before its first checkpoint)."""
     from .config import _read_yaml
@@ -94,31 +103,73 @@ def _margin_range(name: str, num_classes: int) -> tuple[float, float]:
 
 
 class EpochStats:
-    """On-device accumulators for one epoch; read back once at its end (no per-step sync)."""
+    """On-device accumulators for one epoch; read back once at its end (no per-step sync).
+
+    Tensor values are summed on the device with one stack + add per step; plain numbers (batch
+    counts, known on the host) are summed on the host, so no host data is copied to the device in
+    a step. Per-sample weights and margins go into one buffer preallocated for `capacity` samples
+    (grown if needed), not into a list of per-step tensors.
+    """
 
     KEYS = ("loss_sum", "correct", "count", "ess_sum", "batches", "cl_one", "cl_several", "misclassified",
             "w_correct", "w_wrong")
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, capacity: int = 0):
         self.device = device
-        self.sums = torch.zeros(len(self.KEYS), dtype=torch.float64, device=device)
-        self.weights: list[Tensor] = []
-        self.margins: list[Tensor] = []
+        self._dev = torch.zeros(len(self.KEYS), dtype=torch.float64, device=device)
+        self._host = [0.0] * len(self.KEYS)
+        self._zero = torch.zeros((), dtype=torch.float64, device=device)
+        self._samples = torch.empty(2, max(int(capacity), 0), device=device)  # weights, margins
+        self._n = 0
 
     def add(self, **values: Tensor | float) -> None:
-        upd = torch.stack([torch.as_tensor(values.get(k, 0.0), dtype=torch.float64, device=self.device)
-                           for k in self.KEYS])
-        self.sums += upd
+        if any(k not in self.KEYS for k in values):
+            raise KeyError(f"unknown epoch statistics {sorted(set(values) - set(self.KEYS))}")
+        dev = []
+        for i, k in enumerate(self.KEYS):
+            v = values.get(k)
+            if isinstance(v, Tensor):
+                dev.append(v)
+            else:
+                dev.append(self._zero)
+                if v is not None:
+                    self._host[i] += float(v)
+        self._dev += torch.stack(dev)
+
+    def add_samples(self, weights: Tensor, margins: Tensor) -> None:
+        """Append this step's per-sample ω and margins (device copies into the preallocated buffer)."""
+        b = weights.shape[0]
+        if self._n + b > self._samples.shape[1]:
+            grown = torch.empty(2, max(2 * self._samples.shape[1], self._n + b), device=self.device)
+            grown[:, :self._n] = self._samples[:, :self._n]
+            self._samples = grown
+        self._samples[0, self._n:self._n + b] = weights
+        self._samples[1, self._n:self._n + b] = margins
+        self._n += b
+
+    @property
+    def sums(self) -> Tensor:
+        """The KEYS sums as one float64 vector on the device (one host-to-device copy; read at epoch end)."""
+        return self._dev + torch.tensor(self._host, dtype=torch.float64, device=self.device)
+
+    @property
+    def weights(self) -> Tensor:
+        return self._samples[0, :self._n]
+
+    @property
+    def margins(self) -> Tensor:
+        return self._samples[1, :self._n]
 
     def state(self) -> dict[str, Tensor]:
-        return {"sums": self.sums.cpu(),
-                "weights": torch.cat(self.weights).cpu() if self.weights else torch.zeros(0),
-                "margins": torch.cat(self.margins).cpu() if self.margins else torch.zeros(0)}
+        return {"sums": self.sums.cpu(), "weights": self.weights.cpu(), "margins": self.margins.cpu()}
 
     def load(self, state: dict[str, Tensor]) -> None:
-        self.sums = state["sums"].to(self.device)
-        self.weights = [state["weights"].to(self.device)] if state["weights"].numel() else []
-        self.margins = [state["margins"].to(self.device)] if state["margins"].numel() else []
+        self._dev = state["sums"].to(self.device, torch.float64)
+        self._host = [0.0] * len(self.KEYS)
+        self._n = 0
+        w, m = state["weights"].to(self.device).float(), state["margins"].to(self.device).float()
+        if w.numel():
+            self.add_samples(w, m)
 
 
 class Trainer:
@@ -245,10 +296,34 @@ class Trainer:
     def _save(self, completed_epochs: int, step_in_epoch: int, stats: EpochStats | None) -> Path:
         self._check_finite()
         path = self.ckpt_dir / "last.pt"
+        rngs = None
+        if self.world > 1:  # collectives: every rank calls _save at the same step
+            rngs = self._gather_objects(rng_state())
+            if stats is not None and step_in_epoch > 0:
+                stats = self._merged_stats(stats)
         if self.rank == 0:
-            save_checkpoint(path, self._payload(completed_epochs, step_in_epoch, stats))
+            payload = self._payload(completed_epochs, step_in_epoch, stats)
+            if rngs is not None:
+                payload["rng_ranks"] = rngs
+            save_checkpoint(path, payload)
         dist_utils.barrier()
         return path
+
+    def _gather_objects(self, obj: Any) -> list[Any]:
+        parts: list[Any] = [None] * self.world
+        torch.distributed.all_gather_object(parts, obj)
+        return parts
+
+    def _merged_stats(self, stats: EpochStats) -> EpochStats:
+        """All ranks' partial-epoch statistics in one (sums added, samples concatenated), for the
+        checkpoint: a resumed run gives it to rank 0 and starts the other ranks empty, so the epoch's
+        summary is the same for any number of processes before and after the resume."""
+        states = self._gather_objects(stats.state())
+        merged = EpochStats(self.device)
+        merged.load({"sums": torch.stack([st["sums"] for st in states]).sum(0),
+                     "weights": torch.cat([st["weights"] for st in states]),
+                     "margins": torch.cat([st["margins"] for st in states])})
+        return merged
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
         path = self.ckpt_dir / "last.pt"
@@ -261,8 +336,9 @@ class Trainer:
         self.best = dict(ckpt.get("best", {}))
         self.start_epoch = int(ckpt["epoch"]) + 1
         self.start_step = int(ckpt.get("step_in_epoch", 0))
-        self.epoch_state = ckpt.get("epoch_state")
-        set_rng_state(ckpt["rng"])
+        self.epoch_state = ckpt.get("epoch_state") if self.rank == 0 else None  # merged over ranks at save
+        rngs = ckpt.get("rng_ranks")
+        set_rng_state(rngs[self.rank] if rngs is not None and len(rngs) == self.world else ckpt["rng"])
         if self.rank == 0:  # metrics.jsonl is rewritten from the checkpoint: no lost or repeated epochs
             self._write_metrics()
 
@@ -273,7 +349,8 @@ class Trainer:
     def _note_finite(self, loss: Tensor, epoch: int, step: int) -> None:
         bad = ~torch.isfinite(loss.detach())
         first = (self._first_bad[0] < 0) & bad
-        marker = torch.tensor([epoch, step], device=self.device)
+        marker = self._first_bad.new_full((2,), epoch)  # built on the device: no host-to-device copy
+        marker[1] = step
         self._first_bad = torch.where(first, marker, self._first_bad)
         self._pos = (epoch, step)
 
@@ -365,10 +442,11 @@ class Trainer:
                 ess = sums[0] ** 2 / sums[1].clamp_min(1e-30)  # (Σω)²/Σω², scale-free
             else:
                 omega = torch.ones_like(margin)
-                ess = torch.tensor(float(global_size), device=self.device)
+                ess = torch.full((), float(global_size), device=self.device)
 
         # Σ_local ω ℓ · W / M: DDP's gradient average then equals the global-batch mean
-        loss = (omega * weighted + unweighted).sum() * (self.world / global_size)
+        per_sample = omega * weighted + unweighted
+        loss = per_sample.sum() * (self.world / global_size)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -377,14 +455,12 @@ class Trainer:
 
         with torch.no_grad():
             n_cl = confused_label_count(probs_adv, y)
-            per_sample = (omega * weighted + unweighted).detach().double()
             right = logits_adv.detach().argmax(1) == y
-            stats.add(loss_sum=per_sample.sum(), correct=right.sum(), w_correct=(omega * right).sum(),
-                      w_wrong=(omega * ~right).sum(),
+            stats.add(loss_sum=per_sample.detach().double().sum(), correct=right.sum(),
+                      w_correct=(omega * right).sum(), w_wrong=(omega * ~right).sum(),
                       count=float(y.shape[0]), ess_sum=ess / max(self.world, 1), batches=1.0 / max(self.world, 1),
                       cl_one=(n_cl == 1).sum(), cl_several=(n_cl >= 2).sum(), misclassified=(n_cl >= 1).sum())
-            stats.weights.append(omega.detach().float())
-            stats.margins.append(margin.detach().float())
+            stats.add_samples(omega.detach().float(), margin.detach().float())
         return loss.detach()
 
     # ---- epoch summary ------------------------------------------------------------------------
@@ -399,8 +475,8 @@ class Trainer:
         cfg = self.cfg
         sums = dist_utils.all_reduce_sum(stats.sums).cpu().tolist()
         s = dict(zip(EpochStats.KEYS, sums))
-        w = self._gather(torch.cat(stats.weights) if stats.weights else torch.zeros(0))
-        m = self._gather(torch.cat(stats.margins) if stats.margins else torch.zeros(0))
+        w = self._gather(stats.weights).double()  # float64: the mean does not depend on the gather order
+        m = self._gather(stats.margins)
         log_margin = cfg.reweight.margin if cfg.reweight.margin != "none" else "pm_adv"
         lo, hi = _margin_range(log_margin, self.splits.num_classes)
         if log_margin == "lps":
@@ -451,6 +527,15 @@ class Trainer:
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._stop_signal = signum
 
+    def _agree_stop(self) -> bool:
+        """Under DDP: has any rank been signalled? (one all-reduce; then every rank stops together)."""
+        flag = torch.full((1,), int(self._stop_signal or 0), device=self.device)
+        flag = dist_utils.all_reduce_sum(flag)
+        got = int(flag.item())
+        if got and self._stop_signal is None:
+            self._stop_signal = int(signal.SIGTERM)
+        return got > 0
+
     def run(self) -> RunResult:
         cfg = self.cfg
         n = self.splits.x_train.shape[0]
@@ -470,7 +555,7 @@ class Trainer:
                 total = (cfg.epochs - self.start_epoch + 1) * n - self.start_step * cfg.batch_size
                 bar = tqdm(total=max(total, 0), unit="img", unit_scale=True, dynamic_ncols=True, leave=False)
             for epoch in range(self.start_epoch, cfg.epochs + 1):
-                stats = EpochStats(self.device)
+                stats = EpochStats(self.device, capacity=_local_samples(n, cfg.batch_size, self.rank, self.world))
                 start_step = self.start_step if epoch == self.start_epoch else 0
                 if start_step and self.epoch_state is not None:
                     stats.load(self.epoch_state)
@@ -489,6 +574,8 @@ class Trainer:
                     if done % NAN_CHECK_EVERY == 0:
                         self._check_finite()
                     stop = self._stop_signal is not None
+                    if self.world > 1:  # ranks stop at the same step: agree where they sync anyway
+                        stop = done % NAN_CHECK_EVERY == 0 and self._agree_stop()
                     if done < spe and (stop or (cfg.checkpoint_every_steps and
                                                 ((epoch - 1) * spe + done) % cfg.checkpoint_every_steps == 0)):
                         path = self._save(epoch - 1, done, stats)
@@ -510,7 +597,8 @@ class Trainer:
                     self._write_metrics()
                     if bar is not None:
                         bar.write(_format_line(line))
-                if self._stop_signal is not None and epoch < cfg.epochs:
+                stop = self._agree_stop() if self.world > 1 else self._stop_signal is not None
+                if stop and epoch < cfg.epochs:
                     raise Interrupted(128 + int(self._stop_signal), path)
         finally:
             if bar is not None:

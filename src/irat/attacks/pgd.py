@@ -124,6 +124,9 @@ def pgd(
 
     with eval_mode(model), torch.enable_grad():
         x_adv = random_start(x, radius, start, noise)
+        # the box ∩ ε-ball as two bounds, computed once: each step is then one clamp
+        # (clamp(clamp(a, x−ε, x+ε), 0, 1) = clamp(a, clamp(x−ε, 0, 1), clamp(x+ε, 0, 1)) for ε ≥ 0)
+        lower, upper = (x - radius).clamp_(0.0, 1.0), (x + radius).clamp_(0.0, 1.0)
         if keep_lps_iterate:
             x_lps = x_adv.clone()
         for t in range(steps):
@@ -135,7 +138,7 @@ def pgd(
                 correct = logits.argmax(dim=1) == labels
                 kappa += correct
                 newly_wrong = (~correct) & (first_wrong == steps)
-                first_wrong = torch.where(newly_wrong, torch.full_like(first_wrong, t), first_wrong)
+                first_wrong = torch.where(newly_wrong, t, first_wrong)
                 if keep_lps_iterate:
                     probs = torch.softmax(logits.float(), dim=1)
                     probs_lps = probs if probs_lps is None else probs_lps
@@ -146,11 +149,11 @@ def pgd(
                     stop = wrong & (remaining <= 0)
                     active = active & ~stop
                     remaining = torch.where(wrong & active, remaining - 1, remaining)
-                    step = alpha * grad.sign() * active.view(shape)
+                    step = alpha * grad.sign_() * active.view(shape)
                 else:
-                    step = alpha * grad.sign()
+                    step = alpha * grad.sign_()
                 steps_taken += active
-                x_adv = _project(x_adv.detach() + step, x, radius)
+                x_adv = torch.clamp(x_adv.detach() + step, lower, upper)
 
     never_wrong = first_wrong == steps
     if keep_lps_iterate:

@@ -61,21 +61,11 @@ CACHE_VERSION = 1
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class ImageDataset:
-    """A labelled image data set held entirely in memory.
+class ImageShape:
+    """K, C and (H, W) of anything holding `classes` and an NCHW `x_train`."""
 
-    ``x_*`` are contiguous ``uint8`` tensors ``[N, C, H, W]`` (pixel values 0..255; the trainer
-    scales them to [0, 1]); ``y_*`` are ``int64`` tensors ``[N]`` with values in ``[0, K)``,
-    ``K = len(classes)``.
-    """
-
-    name: str
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
     classes: list[str]
+    x_train: torch.Tensor
 
     @property
     def num_classes(self) -> int:
@@ -91,6 +81,23 @@ class ImageDataset:
     def image_size(self) -> tuple[int, int]:
         """(H, W) of every image."""
         return int(self.x_train.shape[2]), int(self.x_train.shape[3])
+
+
+@dataclass
+class ImageDataset(ImageShape):
+    """A labelled image data set held entirely in memory.
+
+    ``x_*`` are contiguous ``uint8`` tensors ``[N, C, H, W]`` (pixel values 0..255; the trainer
+    scales them to [0, 1]); ``y_*`` are ``int64`` tensors ``[N]`` with values in ``[0, K)``,
+    ``K = len(classes)``.
+    """
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: list[str]
 
     def validate(self) -> None:
         """Check the invariants above; raise :class:`DataError` naming the first violation."""

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, DataError
+from .datasets import ImageShape
 
 
 def check_data_name(name: str) -> None:
@@ -43,7 +44,7 @@ def generator(device: torch.device | str, *parts: int) -> torch.Generator:
 
 
 @dataclass
-class Splits:
+class Splits(ImageShape):
     """uint8 images [N, C, H, W] and int64 labels for train / val / test, on one device."""
 
     x_train: Tensor
@@ -54,18 +55,6 @@ class Splits:
     y_test: Tensor
     classes: list[str]
     name: str
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def in_channels(self) -> int:
-        return int(self.x_train.shape[1])
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return int(self.x_train.shape[2]), int(self.x_train.shape[3])
 
 
 _VAL_SALT, _SUBSET_SALT, _PERM_SALT, _AUG_SALT, _NOISE_SALT, _EVAL_SALT = 11, 13, 17, 19, 23, 29
@@ -147,13 +136,18 @@ def epoch_batches(x: Tensor, y: Tensor, *, batch_size: int, seed: int, epoch: in
     """The batches of one epoch from `start_step` on: global batch b of the seeded permutation,
     augmented with generators seeded by (seed, epoch, b), sliced to this rank."""
     n = x.shape[0]
-    perm = torch.randperm(n, generator=generator("cpu", seed, _PERM_SALT, epoch))
+    # the permutation goes to the data's device once per epoch: slicing it per step then needs no
+    # (synchronous) host-to-device copy of indices
+    perm = torch.randperm(n, generator=generator("cpu", seed, _PERM_SALT, epoch)).to(x.device)
+    perm_y = perm if y.device == x.device else perm.to(y.device)
+    stream = x.device.type == "cpu" and device.type == "cuda"  # data.on_device=false: pinned async copies
     for step in range(start_step, steps_per_epoch(n, batch_size)):
-        idx = perm[step * batch_size:(step + 1) * batch_size]
-        gsize = idx.numel()
+        sl = slice(step * batch_size, (step + 1) * batch_size)
+        xb_u8, yb = x[perm[sl]], y[perm_y[sl]]
+        gsize = yb.shape[0]
         lo, hi = (gsize * rank) // world, (gsize * (rank + 1)) // world
-        xb_u8 = x[idx.to(x.device)]
-        yb = y[idx.to(y.device)]
+        if stream:
+            xb_u8, yb = xb_u8.pin_memory(), yb.pin_memory()
         xb_u8, yb = xb_u8.to(device, non_blocking=True), yb.to(device, non_blocking=True)
         if augment:
             xb_u8 = random_crop_flip(xb_u8, generator(device, seed, _AUG_SALT, epoch, step))

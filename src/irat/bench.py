@@ -1,0 +1,575 @@
+"""`irat bench`: the cost floor of adversarial training, measured on the real code path.
+
+Everything is timed in one process, on the same fixed batches, by calling `Trainer.step` of a
+Trainer built on a tiny subset (so the benchmark runs exactly the code `irat train` runs):
+
+- `clean_step`: `Trainer.step` with attack.eps = 0 (forward + backward + SGD step + bookkeeping);
+- `attack_step`: one bare input-gradient step (eval-mode forward, `autograd.grad` w.r.t. the
+  input, signed step, projection), averaged over a T-step loop — the least an attack step costs;
+- `pgd`: irat's `pgd` (κ / first-wrong bookkeeping included), T steps;
+- `at_step`: `Trainer.step` of PGD-T AT, and the same for every method.
+
+Reported ratios (each the median over rounds of the ratio measured within one round, items
+interleaved and rotated, so drifting machine load cancels):
+
+- `floor_ratio` = AT step ÷ (T × attack step + clean step): 1.0 means no work beyond the floor;
+- `overhead[m]` = step of method m ÷ AT step; `overhead_vs_base[m]` = step of m ÷ step of its
+  unweighted objective (at, trades or mart), e.g. mail-trades ÷ trades;
+- `images_per_s`: epochs of AT through the trainer's batch loop (seeded batches + step);
+- `channels_last`: AT / clean / attack step with fast.channels_last off ÷ on (> 1: it helps);
+- `threads`: AT step with 1 thread ÷ with the default thread count (CPU);
+- `host_sync_ops`: ops per step that read device data on the host (`.item()`, `bool(t)`) or build
+  tensors from host data (`torch.tensor(...)`), counted with a dispatch mode — each is a
+  host-device sync on CUDA; should be 0;
+- with `--reference`: `reference_ratio` = epoch time of the papers'-style loop in
+  benchmarks/reference_loop.py ÷ irat's, same model, initial weights and images.
+
+    irat bench --quick --out benchmarks/results/bench-quick.json
+    irat bench --reference --out benchmarks/results/bench.json
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import platform
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .errors import IratError
+
+QUICK_METHODS = ("at", "mail-at", "clirat", "gairat", "trades", "mail-trades", "mart")
+TARGETS = {"floor_ratio": 1.10, "pm_overhead_vs_base": 1.02, "gair_overhead_vs_base": 1.05, "reference_ratio": 1.5}
+REFERENCE_METHODS = ("at", "trades")
+# ops that, on CUDA, make the host wait for the device (or copy host data to it synchronously)
+SYNC_OPS = ("aten._local_scalar_dense", "aten.lift_fresh", "aten.lift_fresh_copy", "aten.nonzero",
+            "aten.masked_select", "aten._unique2", "aten.unique_dim", "aten.repeat_interleave")
+
+
+# ---------------------------------------------------------------------------------------------
+# building blocks
+
+
+def base_method(method: str) -> str:
+    """The unweighted method of the same objective (mail-trades → trades, clirat → at)."""
+    from .methods import METHODS
+
+    return str(METHODS[method]["objective"])
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _bench_config(method: str, args: argparse.Namespace, n_train: int, extra: Sequence[str] = ()) -> Any:
+    from .config import build_config
+
+    overrides = [f"method={method}", f"model.name={args.model}", f"batch_size={args.batch_size}",
+                 f"device={args.device}", f"data.train_subset={n_train}", "data.val_size=0", "eval_every=0",
+                 "checkpoint_every_steps=0", f"epochs={max(args.epochs, 1)}", "reweight.from_epoch=1",
+                 *(args.set or []), *extra]
+    return build_config(f"{args.preset}-{method}", None, overrides)
+
+
+def _trainer(method: str, args: argparse.Namespace, tmp: Path, n_train: int, extra: Sequence[str] = (),
+             name: str | None = None):
+    from .train import Trainer
+
+    cfg = _bench_config(method, args, n_train, extra)
+    return Trainer(cfg, tmp / (name or method), overwrite=True, progress=False)
+
+
+def _batches(trainer, n: int, epoch: int = 1) -> list:
+    from .data.loader import epoch_batches
+    from .objectives import OBJECTIVES
+
+    cfg = trainer.cfg
+    it = epoch_batches(trainer.splits.x_train, trainer.splits.y_train, batch_size=cfg.batch_size, seed=cfg.seed,
+                       epoch=epoch, device=trainer.device, augment=trainer.augment,
+                       noise_kind=cfg.attack.start or OBJECTIVES[cfg.objective].attack_start,
+                       channels_last=trainer.channels_last)
+    return [b for _, b in zip(range(n), it)]
+
+
+def bare_attack(model: torch.nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float, steps: int,
+                noise: Tensor, autocast: Callable[[], Any]) -> Tensor:
+    """The floor of an L∞ attack: per step one eval-mode forward, ∇_x CE, a signed step, a clamp."""
+    lo, hi = (x - eps).clamp_(0.0, 1.0), (x + eps).clamp_(0.0, 1.0)
+    x_adv = torch.clamp(x + eps * noise, lo, hi)
+    was = model.training
+    model.eval()
+    try:
+        with autocast():
+            for _ in range(steps):
+                x_adv.requires_grad_(True)
+                loss = F.cross_entropy(model(x_adv).float(), y, reduction="sum")
+                (g,) = torch.autograd.grad(loss, x_adv)
+                x_adv = torch.clamp(x_adv.detach().add_(g.sign_(), alpha=alpha), lo, hi)
+    finally:
+        model.train(was)
+    return x_adv
+
+
+def count_sync_ops(fn: Callable[[], Any]) -> dict[str, int]:
+    """Run fn under a dispatch mode and count the ops that are host-device syncs on CUDA."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    counts: dict[str, int] = {}
+
+    class _Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = str(func.overloadpacket) if hasattr(func, "overloadpacket") else str(func)
+            name = name if name.startswith("aten.") else f"aten.{name.split('::')[-1]}"
+            if name in SYNC_OPS:
+                counts[name] = counts.get(name, 0) + 1
+            return func(*args, **(kwargs or {}))
+
+    with _Count():
+        fn()
+    return counts
+
+
+class Rounds:
+    """Time named items round after round, in a rotated order; medians and paired ratios."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.items: dict[str, Callable[[], Any]] = {}
+        self.times: dict[str, list[float]] = {}
+
+    def add(self, name: str, fn: Callable[[], Any]) -> None:
+        self.items[name] = fn
+        self.times[name] = []
+
+    def run(self, rounds: int, warmup: int = 1, log: Callable[[str], None] | None = None) -> None:
+        names = list(self.items)
+        for _ in range(warmup):
+            for n in names:
+                self.items[n]()
+        for r in range(rounds):
+            k = r % max(len(names), 1)
+            for n in names[k:] + names[:k]:
+                _sync(self.device)
+                t = time.perf_counter()
+                self.items[n]()
+                _sync(self.device)
+                self.times[n].append(time.perf_counter() - t)
+            if log:
+                log(f"round {r + 1}/{rounds} done")
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.times[name])
+
+    def ratio(self, num: Callable[[int], float] | str, den: Callable[[int], float] | str) -> float:
+        """Median over rounds of num/den, each a name or a function of the round index."""
+        f = (lambda r, n=num: self.times[n][r]) if isinstance(num, str) else num
+        g = (lambda r, n=den: self.times[n][r]) if isinstance(den, str) else den
+        rounds = len(next(iter(self.times.values())))
+        return statistics.median(f(r) / g(r) for r in range(rounds))
+
+
+def _step_fn(trainer, batches: list, epoch: int = 1) -> Callable[[], None]:
+    """Time per step: one call of Trainer.step on each fixed batch (result ÷ len(batches))."""
+    from .train import EpochStats
+
+    stats = EpochStats(trainer.device)
+
+    def run() -> None:
+        for b in batches:
+            trainer.step(b.x, b.y, b.noise, b.global_size, epoch, stats)
+        stats.__init__(trainer.device)  # keep the per-epoch buffers from growing without bound
+    return run
+
+
+def irat_epoch(trainer, epoch: int) -> tuple[int, float]:
+    """One epoch of the trainer's batch loop (Trainer.run without summary/checkpoints): (images, seconds)."""
+    from .data.loader import epoch_batches
+    from .objectives import OBJECTIVES
+    from .train import NAN_CHECK_EVERY, EpochStats
+
+    cfg = trainer.cfg
+    stats = EpochStats(trainer.device)
+    n = 0
+    _sync(trainer.device)
+    t = time.perf_counter()
+    for batch in epoch_batches(trainer.splits.x_train, trainer.splits.y_train, batch_size=cfg.batch_size,
+                               seed=cfg.seed, epoch=epoch, device=trainer.device, augment=trainer.augment,
+                               rank=trainer.rank, world=trainer.world,
+                               noise_kind=cfg.attack.start or OBJECTIVES[cfg.objective].attack_start,
+                               channels_last=trainer.channels_last):
+        loss = trainer.step(batch.x, batch.y, batch.noise, batch.global_size, epoch, stats)
+        trainer._note_finite(loss, epoch, batch.step)
+        if (batch.step + 1) % NAN_CHECK_EVERY == 0:
+            trainer._check_finite()
+        n += batch.global_size
+    trainer._check_finite()
+    _sync(trainer.device)
+    return n, time.perf_counter() - t
+
+
+def _load_reference() -> Any:
+    here = Path(__file__).resolve()
+    for root in (Path.cwd(), *here.parents):
+        path = root / "benchmarks" / "reference_loop.py"
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location("irat_reference_loop", path)
+            mod = importlib.util.module_from_spec(spec)
+            assert spec.loader is not None
+            spec.loader.exec_module(mod)
+            return mod
+    raise IratError("--reference: benchmarks/reference_loop.py not found (run from a source checkout of irat)")
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# ---------------------------------------------------------------------------------------------
+# the benchmark
+
+
+def run_bench(args: argparse.Namespace, argv: Sequence[str] | None = None,
+              log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> dict[str, Any]:
+    from .methods import METHODS
+
+    quick = bool(args.quick)
+    methods = list(QUICK_METHODS if quick else METHODS)
+    if args.methods:
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        bad = [m for m in methods if m not in METHODS]
+        if bad:
+            raise IratError(f"--methods: unknown method(s) {', '.join(bad)}; see `irat methods`")
+    if "at" not in methods:
+        methods.insert(0, "at")
+    for m in list(methods):
+        if base_method(m) not in methods:
+            methods.append(base_method(m))
+    rounds = args.repeats if args.repeats is not None else (2 if quick else 7)
+    n_batches = args.batches if args.batches is not None else (1 if quick else 2)
+    if rounds < 1 or n_batches < 1 or args.batch_size < 1:
+        raise IratError("--repeats/--batches/--batch-size: must be >= 1")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    default_threads = torch.get_num_threads()
+    n_train = args.batch_size * n_batches
+    started = datetime.now(timezone.utc)
+    load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
+
+    with tempfile.TemporaryDirectory(prefix="irat-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        log(f"building trainers for {len(methods)} methods …")
+        trainers = {m: _trainer(m, args, tmp, n_train) for m in methods}
+        at = trainers["at"]
+        device = at.device
+        cfg = at.cfg
+        steps = cfg.attack.steps
+        batches = {m: _batches(tr, n_batches) for m, tr in trainers.items()}
+        clean = _trainer("at", args, tmp, n_train, ["attack.eps=0"], name="clean")
+        cl_check = not args.no_variants
+        threads_check = cl_check and device.type == "cpu" and default_threads > 1
+
+        r = Rounds(device)
+        b0 = batches["at"]
+        r.add("clean_step", _step_fn(clean, _batches(clean, n_batches)))
+
+        def attack_fn(model, autocast, bs=b0):
+            return lambda: [bare_attack(model, b.x, b.y, cfg.attack.eps, cfg.attack.step_size, steps, b.noise,
+                                        autocast) for b in bs]
+
+        r.add("attack_steps", attack_fn(at.attack_model, at._autocast))
+
+        def pgd_fn(tr=at, bs=b0):
+            from .attacks.pgd import pgd
+
+            def run():
+                with tr._autocast():
+                    for b in bs:
+                        pgd(tr.attack_model, b.x, b.y, cfg.attack.eps, steps, cfg.attack.step_size,
+                            start=cfg.attack.start or "uniform", noise=b.noise)
+            return run
+
+        r.add("pgd", pgd_fn())
+        for m in methods:
+            r.add(f"step:{m}", _step_fn(trainers[m], batches[m]))
+        variants: dict[str, Any] = {}
+        if cl_check:
+            for flag in (False, True):
+                tag = "on" if flag else "off"
+                tv = _trainer("at", args, tmp, n_train, [f"fast.channels_last={str(flag).lower()}"], name=f"cl-{tag}")
+                tc = _trainer("at", args, tmp, n_train, [f"fast.channels_last={str(flag).lower()}", "attack.eps=0"],
+                              name=f"cl-clean-{tag}")
+                tv.model.load_state_dict(at.model.state_dict())
+                tc.model.load_state_dict(at.model.state_dict())
+                bv = _batches(tv, n_batches)
+                r.add(f"cl_{tag}:at_step", _step_fn(tv, bv))
+                r.add(f"cl_{tag}:clean_step", _step_fn(tc, _batches(tc, n_batches)))
+                r.add(f"cl_{tag}:attack_steps", attack_fn(tv.attack_model, tv._autocast, bv))
+                variants[tag] = tv
+        if threads_check:
+            at1 = _step_fn(at, b0)
+
+            def one_thread():
+                torch.set_num_threads(1)
+                try:
+                    at1()
+                finally:
+                    torch.set_num_threads(default_threads)
+            r.add("threads_1:at_step", one_thread)
+
+        log(f"timing {len(r.items)} items × {rounds} rounds on {device} ({default_threads} threads) …")
+        r.run(rounds, warmup=1, log=log)
+
+        nb = len(b0)
+        per_step = {k: r.median(k) / nb for k in r.items}
+        per_step["attack_step"] = per_step.pop("attack_steps") / steps
+        floor = r.ratio("step:at", lambda i: r.times["attack_steps"][i] + r.times["clean_step"][i])
+        out: dict[str, Any] = {
+            "command": shlex.join(["irat", *(argv if argv is not None else sys.argv[1:])]),
+            "date": started.isoformat(timespec="seconds"),
+            "quick": quick,
+            "device": str(device),
+            "device_name": _device_name(device),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "threads": default_threads,
+            "interop_threads": torch.get_num_interop_threads(),
+            "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY")
+                    if k in os.environ},
+            "load_average": {"start": list(load_start) if load_start else None},
+            "preset": args.preset,
+            "model": cfg.model.name,
+            "data": cfg.data.name,
+            "batch_size": cfg.batch_size,
+            "attack": {"eps": cfg.attack.eps, "steps": steps, "step_size": cfg.attack.step_size},
+            "fast": {"amp": bool(at.amp), "channels_last": bool(at.channels_last), "compile": bool(cfg.fast.compile)},
+            "rounds": rounds,
+            "batches_per_item": nb,
+            "methods": methods,
+            "median_s": per_step,
+            "floor_ratio": floor,
+            "overhead": {m: r.ratio(f"step:{m}", "step:at") for m in methods},
+            "overhead_vs_base": {m: {"base": base_method(m), "ratio": r.ratio(f"step:{m}", f"step:{base_method(m)}")}
+                                 for m in methods},
+            "pgd_vs_bare_attack": r.ratio("pgd", "attack_steps"),
+        }
+        if cl_check:
+            out["channels_last"] = {
+                f"{k}_speedup": r.ratio(f"cl_off:{k}", f"cl_on:{k}") for k in ("at_step", "clean_step", "attack_steps")}
+            out["channels_last"]["attack_step_speedup"] = out["channels_last"].pop("attack_steps_speedup")
+        if threads_check:
+            out["threads_effect"] = {"at_step_1_thread_s": r.median("threads_1:at_step") / nb,
+                                     f"at_step_{default_threads}_threads_s": r.median("step:at") / nb,
+                                     "speedup": r.ratio("threads_1:at_step", "step:at")}
+
+        # host-device syncs per step (counted once per method, outside the timing)
+        out["host_sync_ops"] = {}
+        for m in methods:
+            tr, b = trainers[m], batches[m][0]
+            from .train import EpochStats
+            st = EpochStats(tr.device)
+            out["host_sync_ops"][m] = count_sync_ops(lambda: tr.step(b.x, b.y, b.noise, b.global_size, 1, st))
+
+        # epoch throughput of AT (and, with --reference, the papers'-style loop side by side)
+        n_epoch = args.epoch_images if args.epoch_images is not None else (2 * args.batch_size if quick else 2048)
+        epoch_rounds = args.epoch_repeats if args.epoch_repeats is not None else (1 if quick else 3)
+        ref_methods = [m for m in REFERENCE_METHODS if not quick or m == "at"] if args.reference else []
+        reference = _load_reference() if ref_methods else None
+        ep_trainers = {m: _trainer(m, args, tmp, n_epoch, name=f"epoch-{m}") for m in (["at"] + ref_methods)}
+        ips: list[float] = []
+        ref_out: dict[str, Any] = {}
+        ref_state: dict[str, Any] = {}
+        for m in ref_methods:
+            tr = ep_trainers[m]
+            ref_model = _reference_model(tr)
+            ref_opt = torch.optim.SGD(ref_model.parameters(), lr=tr.cfg.optim.lr, momentum=tr.cfg.optim.momentum,
+                                      weight_decay=tr.cfg.optim.weight_decay)
+            x_cpu, y_cpu = tr.splits.x_train.cpu(), tr.splits.y_train.cpu()
+            loader = reference.make_loader(x_cpu, y_cpu, tr.cfg.batch_size, seed=tr.cfg.seed,
+                                           num_workers=args.reference_workers, augment=tr.augment)
+            ref_state[m] = (ref_model, ref_opt, loader)
+            ref_out[m] = {"reference_s": [], "irat_s": [], "images": int(x_cpu.shape[0])}
+        log(f"epochs: {n_epoch} images × {epoch_rounds} rounds (AT{', reference ' + ','.join(ref_methods) if ref_methods else ''}) …")
+        for e in range(1, epoch_rounds + 1):
+            n, secs = irat_epoch(ep_trainers["at"], e)
+            ips.append(n / secs)
+            for m in ref_methods:
+                ref_model, ref_opt, loader = ref_state[m]
+                tr = ep_trainers[m]
+                kw = _reference_kwargs(tr)
+                _sync(device)
+                t = time.perf_counter()
+                reference.train_epoch(ref_model, loader, ref_opt, device, method=m, **kw)
+                _sync(device)
+                ref_out[m]["reference_s"].append(time.perf_counter() - t)
+                if m == "at":
+                    ref_out[m]["irat_s"].append(secs)
+                else:
+                    ref_out[m]["irat_s"].append(irat_epoch(tr, e)[1])
+        out["images_per_s"] = statistics.median(ips)
+        out["images_per_s_epochs"] = ips
+        out["epoch_images"] = n_epoch
+        if ref_methods:
+            for m, d in ref_out.items():
+                d["ratio"] = statistics.median(a / b for a, b in zip(d["reference_s"], d["irat_s"]))
+                d["reference_images_per_s"] = d["images"] / statistics.median(d["reference_s"])
+                d["irat_images_per_s"] = d["images"] / statistics.median(d["irat_s"])
+            out["reference_ratio"] = ref_out["at"]["ratio"]
+            out["reference"] = {"script": "benchmarks/reference_loop.py", "workers": args.reference_workers,
+                                "methods": ref_out}
+        del trainers, variants, ep_trainers
+    out["load_average"]["end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    out["targets"] = dict(TARGETS)
+    out["meets_targets"] = _meets(out)
+    return out
+
+
+def _reference_model(trainer) -> torch.nn.Module:
+    """The trainer's architecture and initial weights, in plain float32 NCHW."""
+    from .models import model_from_config
+
+    s = trainer.splits
+    model = model_from_config(trainer.cfg, s.num_classes, s.in_channels, s.image_size)
+    model.load_state_dict({k: v.contiguous() for k, v in trainer.model.state_dict().items()})
+    return model.to(trainer.device)
+
+
+def _reference_kwargs(trainer) -> dict[str, Any]:
+    c = trainer.cfg
+    return {"epsilon": c.attack.eps, "step_size": c.attack.step_size, "num_steps": c.attack.steps,
+            "beta_trades": c.tradeoff, "gamma": c.reweight.gamma, "beta": c.reweight.beta}
+
+
+def _meets(out: dict[str, Any]) -> dict[str, bool]:
+    from .methods import METHODS
+
+    res = {"floor_ratio": out["floor_ratio"] <= TARGETS["floor_ratio"]}
+    pm = [m for m in out["methods"] if METHODS[m]["reweight"]["margin"] in ("pm_adv", "cl_pm")]
+    gair = [m for m in out["methods"] if METHODS[m]["reweight"]["margin"] == "lps"]
+    if pm:
+        res["pm_overhead_vs_base"] = all(out["overhead_vs_base"][m]["ratio"] <= TARGETS["pm_overhead_vs_base"]
+                                         for m in pm)
+    if gair:
+        res["gair_overhead_vs_base"] = all(out["overhead_vs_base"][m]["ratio"] <= TARGETS["gair_overhead_vs_base"]
+                                           for m in gair)
+    if "reference_ratio" in out:
+        res["reference_ratio"] = out["reference_ratio"] >= TARGETS["reference_ratio"]
+    res["no_host_sync"] = all(not v for v in out["host_sync_ops"].values())
+    return res
+
+
+def format_report(out: dict[str, Any]) -> str:
+    lines = [f"irat bench — {out['device_name']} ({out['device']}, torch {out['torch']}, {out['threads']} threads), "
+             f"{out['model']} on {out['data']}, batch {out['batch_size']}, PGD-{out['attack']['steps']}, "
+             f"{out['rounds']} rounds",
+             f"  clean step   {out['median_s']['clean_step'] * 1e3:9.1f} ms",
+             f"  attack step  {out['median_s']['attack_step'] * 1e3:9.1f} ms   (bare input-gradient step)",
+             f"  pgd          {out['median_s']['pgd'] * 1e3:9.1f} ms   (irat pgd ÷ bare loop: "
+             f"{out['pgd_vs_bare_attack']:.3f})",
+             f"  AT step      {out['median_s']['step:at'] * 1e3:9.1f} ms",
+             f"  floor ratio  {out['floor_ratio']:.3f}   (AT ÷ (T × attack + clean); target ≤ {TARGETS['floor_ratio']})",
+             f"  AT epoch     {out['images_per_s']:.1f} images/s",
+             "  method          step ms   ÷ AT   ÷ base (base)"]
+    for m in out["methods"]:
+        ob = out["overhead_vs_base"][m]
+        lines.append(f"  {m:<14}{out['median_s'][f'step:{m}'] * 1e3:9.1f}  {out['overhead'][m]:6.3f}  "
+                     f"{ob['ratio']:6.3f} ({ob['base']})")
+    if "channels_last" in out:
+        c = out["channels_last"]
+        lines.append(f"  channels_last speedup (off ÷ on): AT step {c['at_step_speedup']:.3f}, "
+                     f"clean step {c['clean_step_speedup']:.3f}, attack step {c['attack_step_speedup']:.3f}")
+    if "threads_effect" in out:
+        lines.append(f"  threads: AT step 1 thread ÷ {out['threads']} threads = {out['threads_effect']['speedup']:.3f}")
+    if "reference_ratio" in out:
+        for m, d in out["reference"]["methods"].items():
+            lines.append(f"  reference {m}: {d['reference_images_per_s']:.1f} images/s vs irat "
+                         f"{d['irat_images_per_s']:.1f} → irat {d['ratio']:.2f}× faster")
+    syncs = {m: v for m, v in out["host_sync_ops"].items() if v}
+    lines.append(f"  host-sync ops per step: {syncs if syncs else 'none'}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def _command_line(args: argparse.Namespace) -> list[str]:
+    """The options that differ from their defaults, as a command line (for the JSON's `command`)."""
+    parser = getattr(args, "_bench_parser", None)
+    if parser is None:
+        return sys.argv[1:]
+    words = ["bench"]
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help",):
+            continue
+        value = getattr(args, action.dest, None)
+        if value == action.default or value is None:
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            words.append(action.option_strings[0])
+        elif isinstance(value, list):
+            words += [action.option_strings[0], *map(str, value)]
+        else:
+            words += [action.option_strings[0], str(value)]
+    return words
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .io import atomic_write_json
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise IratError("--device: cuda requested but CUDA is not available")
+    out = run_bench(args, _command_line(args))
+    print(format_report(out))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(args.out, out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add `irat bench` to the CLI."""
+    p = subparsers.add_parser("bench", help="measure the cost floor: clean / attack / AT / method steps, ratios",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help=f"a representative subset of methods ({', '.join(QUICK_METHODS)}), fewer rounds")
+    p.add_argument("--out", help="write the results as JSON to this file")
+    p.add_argument("--preset", default="fmnist-smallcnn", help="a family preset (default fmnist-smallcnn)")
+    p.add_argument("--model", default="smallcnn")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    p.add_argument("--methods", default=None, help="comma list of methods (default: all, or the quick subset)")
+    p.add_argument("--repeats", type=int, default=None, help="timing rounds (default 7, quick 2)")
+    p.add_argument("--batches", type=int, default=None, help="fixed batches per timed item (default 2, quick 1)")
+    p.add_argument("--epoch-images", type=int, default=None, help="images per throughput epoch (default 2048)")
+    p.add_argument("--epoch-repeats", type=int, default=None, help="throughput epochs (default 3, quick 1)")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads before measuring")
+    p.add_argument("--no-variants", action="store_true", help="skip the channels_last and thread comparisons")
+    p.add_argument("--reference", action="store_true",
+                   help="also run benchmarks/reference_loop.py on the same model and data (reference_ratio)")
+    p.add_argument("--reference-workers", type=int, default=0, help="DataLoader workers of the reference loop")
+    p.add_argument("--epochs", type=int, default=3, help=argparse.SUPPRESS)
+    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. attack.steps=5 fast.amp=true")
+    p.set_defaults(func=_cmd_bench, _bench_parser=p)
+
+
+__all__ = ["QUICK_METHODS", "bare_attack", "count_sync_ops", "format_report", "irat_epoch", "register", "run_bench"]
