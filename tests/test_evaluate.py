@@ -150,7 +150,7 @@ def test_autoattack_adapter_passes_explicit_settings(run: dict[str, Any], fmnist
     monkeypatch.setattr(pyautoattack, "AutoAttack", Spy)
     res = irat.evaluate(run["model"], fmnist, ["nat", "apgd-ce", "aa"], eps=0.07, n_examples=16, seed=3,
                         sanity_examples=4, cascade=False)
-    by_version = {c["version"]: c for c in calls}
+    by_version = {c["version"]: c for c in calls if "run" in c}  # (the report also builds one to read settings)
     aa, apgd = by_version["standard"], by_version["custom"]
     for c in (aa, apgd):
         assert c["eps"] == 0.07 and c["norm"] == "Linf" and c["seed"] == 3 and str(c["device"]) == "cpu"
@@ -160,6 +160,8 @@ def test_autoattack_adapter_passes_explicit_settings(run: dict[str, Any], fmnist
     assert apgd["run"]["apgd_iter"] == 100 and apgd["run"]["apgd_restarts"] == 1
     assert res.report["attacks"]["aa"]["version"] == "standard"
     assert res.report["attacks"]["apgd-ce"]["n_iter"] == 100 and res.report["attacks"]["apgd-ce"]["n_restarts"] == 1
+    assert res.report["attacks"]["aa"]["square"]["n_queries"] == 5000
+    assert res.report["attacks"]["aa"]["apgd_t"]["n_target_classes"] == 9
 
 
 def test_autoattack_is_at_least_as_strong_as_apgd_ce(fmnist, capsys: pytest.CaptureFixture[str]) -> None:
@@ -360,6 +362,7 @@ def test_cli_eval_bad_checkpoint_exit_2(tmp_path: Path, capsys: pytest.CaptureFi
 # ---------------------------------------------------------------------------------------------- export
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.load is deprecated, still what loads anywhere
 def test_export_round_trip_and_model_card(run: dict[str, Any], fmnist, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     # an eval.json for this checkpoint in the run directory fills the card

@@ -147,10 +147,12 @@ class Rounds:
         self.device = device
         self.items: dict[str, Callable[[], Any]] = {}
         self.times: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[float]] = {}
 
     def add(self, name: str, fn: Callable[[], Any]) -> None:
         self.items[name] = fn
         self.times[name] = []
+        self.cpu[name] = []
 
     def run(self, rounds: int, warmup: int = 1, log: Callable[[str], None] | None = None) -> None:
         names = list(self.items)
@@ -161,21 +163,23 @@ class Rounds:
             k = r % max(len(names), 1)
             for n in names[k:] + names[:k]:
                 _sync(self.device)
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 self.items[n]()
                 _sync(self.device)
                 self.times[n].append(time.perf_counter() - t)
+                self.cpu[n].append(time.process_time() - c)
             if log:
                 log(f"round {r + 1}/{rounds} done")
 
     def median(self, name: str) -> float:
         return statistics.median(self.times[name])
 
-    def ratio(self, num: Callable[[int], float] | str, den: Callable[[int], float] | str) -> float:
-        """Median over rounds of num/den, each a name or a function of the round index."""
-        f = (lambda r, n=num: self.times[n][r]) if isinstance(num, str) else num
-        g = (lambda r, n=den: self.times[n][r]) if isinstance(den, str) else den
-        rounds = len(next(iter(self.times.values())))
+    def ratio(self, num: Callable[[int], float] | str, den: Callable[[int], float] | str, cpu: bool = False) -> float:
+        """Median over rounds of num/den, each a name or a function of the round index (wall or CPU time)."""
+        t = self.cpu if cpu else self.times
+        f = (lambda r, n=num: t[n][r]) if isinstance(num, str) else num
+        g = (lambda r, n=den: t[n][r]) if isinstance(den, str) else den
+        rounds = len(next(iter(t.values())))
         return statistics.median(f(r) / g(r) for r in range(rounds))
 
 
@@ -339,9 +343,14 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str] | None = None,
         r.run(rounds, warmup=1, log=log)
 
         nb = len(b0)
-        per_step = {k: r.median(k) / nb for k in r.items}
-        per_step["attack_step"] = per_step.pop("attack_steps") / steps
+
+        def per_step(times: dict[str, list[float]]) -> dict[str, float]:
+            """Median seconds per step; the T-step attack loops become one attack step."""
+            return {k.replace("attack_steps", "attack_step"):
+                    statistics.median(v) / (nb * (steps if k.endswith("attack_steps") else 1))
+                    for k, v in times.items()}
         floor = r.ratio("step:at", lambda i: r.times["attack_steps"][i] + r.times["clean_step"][i])
+        floor_cpu = r.ratio("step:at", lambda i: r.cpu["attack_steps"][i] + r.cpu["clean_step"][i], cpu=True)
         out: dict[str, Any] = {
             "command": shlex.join(["irat", *(argv if argv is not None else sys.argv[1:])]),
             "date": started.isoformat(timespec="seconds"),
@@ -364,11 +373,15 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str] | None = None,
             "rounds": rounds,
             "batches_per_item": nb,
             "methods": methods,
-            "median_s": per_step,
+            "median_s": per_step(r.times),
+            # process CPU seconds per step: with 1 thread, the cost without the other processes' load
+            "median_cpu_s": per_step(r.cpu),
             "floor_ratio": floor,
+            "floor_ratio_cpu": floor_cpu,
             "overhead": {m: r.ratio(f"step:{m}", "step:at") for m in methods},
             "overhead_vs_base": {m: {"base": base_method(m), "ratio": r.ratio(f"step:{m}", f"step:{base_method(m)}")}
                                  for m in methods},
+            "overhead_vs_base_cpu": {m: r.ratio(f"step:{m}", f"step:{base_method(m)}", cpu=True) for m in methods},
             "pgd_vs_bare_attack": r.ratio("pgd", "attack_steps"),
         }
         if cl_check:
@@ -386,7 +399,8 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str] | None = None,
             tr, b = trainers[m], batches[m][0]
             from .train import EpochStats
             st = EpochStats(tr.device)
-            out["host_sync_ops"][m] = count_sync_ops(lambda: tr.step(b.x, b.y, b.noise, b.global_size, 1, st))
+            out["host_sync_ops"][m] = count_sync_ops(
+                lambda: tr._note_finite(tr.step(b.x, b.y, b.noise, b.global_size, 1, st), 1, 0))
 
         # epoch throughput of AT (and, with --reference, the papers'-style loop side by side)
         n_epoch = args.epoch_images if args.epoch_images is not None else (2 * args.batch_size if quick else 2048)

@@ -45,8 +45,12 @@ class AttackSpec:
     expensive: bool = False  # cascade: runs only on examples still unbroken
     doc: str = ""
 
-    def params(self, eps: float, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The concrete parameters at radius ε (what the report prints)."""
+    def params(self, eps: float, overrides: Mapping[str, Any] | None = None,
+               num_classes: int | None = None) -> dict[str, Any]:
+        """The concrete parameters at radius ε (what the report prints).
+
+        For AutoAttack they are read back from the package's attack objects as configured, so the
+        report shows what runs (iterations, restarts, target classes, Square queries)."""
         p = {**self.defaults, **(overrides or {})}
         if self.kind == "nat":
             return {}
@@ -59,9 +63,12 @@ class AttackSpec:
             if p["loss"] == "cw":
                 out["kappa"] = float(p["kappa"])
             return out
-        out = {"eps": float(eps), "norm": p["norm"], "version": p["version"]}
-        if p.get("attacks") is not None:
-            out["attacks"] = list(p["attacks"])
+        from .attacks.autoattack import autoattack_settings, build_autoattack
+
+        aa = build_autoattack(nn.Identity(), eps=float(eps), norm=p["norm"], version=p["version"],
+                              attacks=p.get("attacks"), n_iter=p.get("n_iter"), n_restarts=p.get("n_restarts"),
+                              num_classes=num_classes)
+        out = autoattack_settings(aa)
         if p.get("n_iter") is not None:
             out["n_iter"] = int(p["n_iter"])
         if p.get("n_restarts") is not None:
@@ -71,8 +78,10 @@ class AttackSpec:
 
     def run(self, model: nn.Module, x: Tensor, y: Tensor, eps: float, generator: torch.Generator | None = None,
             *, overrides: Mapping[str, Any] | None = None, seed: int = 0, verbose: bool = False,
-            num_classes: int | None = None) -> Tensor:
-        """Adversarial inputs x̃ for (x, y) at radius ε; the model runs in eval mode."""
+            num_classes: int | None = None, warnings_out: list[str] | None = None) -> Tensor:
+        """Adversarial inputs x̃ for (x, y) at radius ε; the model runs in eval mode.
+
+        `warnings_out` collects the AutoAttack package's own warnings (its sanity checks)."""
         p = {**self.defaults, **(overrides or {})}
         if self.kind == "nat":
             return x
@@ -86,7 +95,8 @@ class AttackSpec:
         from .attacks.autoattack import autoattack
         return autoattack(model, x, y, float(eps), version=p["version"], attacks=p.get("attacks"),
                           n_iter=p.get("n_iter"), n_restarts=p.get("n_restarts"), norm=p["norm"], seed=seed,
-                          batch_size=max(int(x.shape[0]), 1), verbose=verbose, num_classes=num_classes)
+                          batch_size=max(int(x.shape[0]), 1), verbose=verbose, num_classes=num_classes,
+                          warnings_out=warnings_out)
 
 
 def _relative_rule(rel: float) -> str:
@@ -108,7 +118,8 @@ ATTACKS: dict[str, AttackSpec] = {
     "fgsm": _pgd_spec("fgsm", 1, "FGSM: one step of size ε, no random start", rel_step=1.0, start="none"),
     "pgd20": _pgd_spec("pgd20", 20, "PGD-20 on CE, α = ε/4, uniform random start"),
     "pgd100": _pgd_spec("pgd100", 100, "PGD-100 on CE, α = ε/4, uniform random start"),
-    "cw": _pgd_spec("cw", 30, "CW∞: PGD-30 on the CW margin loss max(z_y − max_{j≠y} z_j, −κ), κ = 50, α = ε/4",
+    "cw": _pgd_spec("cw", 30, "CW∞: PGD-30 on the CW margin loss max(z_y − max_{j≠y} z_j, −κ), κ = 50, "
+                    "α = ε/4",
                     loss="cw"),
     "apgd-ce": AttackSpec("apgd-ce", "autoattack", {"norm": "Linf", "version": "custom", "attacks": ["apgd-ce"],
                                                     "n_iter": 100, "n_restarts": 1}, expensive=True,
@@ -138,7 +149,8 @@ class Protocol:
 
 
 PROTOCOLS: dict[str, Protocol] = {
-    "default": Protocol("default", doc="SPEC §5: the training ε, α = ε/4, CW 30 steps, every attack on every example"),
+    "default": Protocol("default",
+                        doc="SPEC §5: the training ε, α = ε/4, CW 30 steps, every attack on every example"),
     "mail-paper": Protocol(
         "mail-paper", eps=0.031,
         overrides={"pgd20": {"step_size": 0.003}, "pgd100": {"step_size": 0.003},
@@ -347,7 +359,7 @@ def evaluate(
     cascade: bool = True,
     masking_threshold: float = 5.0,
     zero_grad_threshold: float = 5.0,
-    sanity_examples: int = 200,
+    sanity_examples: int = 100,
     verbose: bool = False,
     progress: bool = False,
     data_root: str | Path = "data",
@@ -361,8 +373,9 @@ def evaluate(
     """
     names = parse_attacks(attacks)
     proto = resolve_protocol(protocol)
+    eps_source = "eps argument"
     if eps is None:
-        eps = proto.eps
+        eps, eps_source = proto.eps, f"protocol {proto.name}"
     if eps is None:
         raise ConfigError("eps", "a finite number >= 0 (a bare model has no training ε; give eps=...)", None)
     eps = _check_eps(eps)
@@ -388,30 +401,28 @@ def evaluate(
     if n == 0:
         raise ConfigError("dataset", "at least one example", 0)
     x, y = x_all[:n], y_all[:n].long()
-    if device is None:
-        dev = _model_device(model)
-    elif isinstance(device, str):
+    dev = _model_device(model)
+    if device is not None:
         from .distributed import local_device
-        dev = local_device(device)
-    else:
-        dev = torch.device(device)
+        want = local_device(device) if isinstance(device, str) else torch.device(device)
+        if want.type != dev.type or (want.index is not None and dev.index is not None and want.index != dev.index):
+            raise ConfigError("device", f"the model's device ({dev}); move the model first", str(want))
     log = _Progress(progress)
 
     # order: nat, the cheap attacks as given, then the expensive ones as given
     order = ["nat"] + [a for a in names if a != "nat" and not ATTACKS[a].expensive] + \
         [a for a in names if ATTACKS[a].expensive]
-    params = {a: ATTACKS[a].params(eps, proto.overrides.get(a)) for a in order}
+    started = time.perf_counter()
+    with torch.no_grad():
+        num_classes = int(model(_float_batch(x, torch.arange(min(n, batch_size)), dev)).shape[1])
+    params = {a: ATTACKS[a].params(eps, proto.overrides.get(a), num_classes) for a in order}
     coverage = {a: min(n, int(proto.limits[a])) if a in proto.limits else n for a in order}
 
     codes: dict[str, Tensor] = {}
     meta: dict[str, dict[str, Any]] = {}
     max_linf: dict[str, float] = {}
     box = [float("inf"), float("-inf")]  # min / max of every adversarial input
-    num_classes: int | None = None
-    started = time.perf_counter()
-    with torch.no_grad():
-        first = _float_batch(x, torch.arange(min(n, batch_size)), dev)
-        num_classes = int(model(first).shape[1])
+    aa_warnings: dict[str, list[str]] = {}  # the AutoAttack package's own checks
     x_min, x_max = _data_range(x)
 
     for pos, a in enumerate(order):
@@ -434,13 +445,17 @@ def evaluate(
         idx_all = todo.nonzero().flatten()
         g = _gen(dev, seed, _ATTACK_SALT, pos)
         linf = 0.0
+        pkg_warnings: list[str] = []
         for s in range(0, idx_all.numel(), batch_size):
             idx = idx_all[s:s + batch_size]
             xb, yb = _float_batch(x, idx, dev), y[idx.to(y.device)].to(dev)
             x_adv = spec.run(model, xb, yb, eps, g, overrides=proto.overrides.get(a), seed=seed, verbose=verbose,
-                             num_classes=num_classes)
+                             num_classes=num_classes, warnings_out=pkg_warnings)
             ok = _predict_correct(model, x_adv, yb).cpu()
             code[idx] = torch.where(ok, ROBUST, BROKEN).to(torch.int8)
+            if spec.expensive and idx_all.numel() > batch_size:
+                log(f"{a:>8}: {min(s + batch_size, idx_all.numel())}/{idx_all.numel()} attacked "
+                    f"({time.perf_counter() - t0:.0f} s)")
             if a != "nat":
                 linf = max(linf, float((x_adv - xb).abs().flatten(1).amax(1).max()))
                 box[0], box[1] = min(box[0], float(x_adv.min())), max(box[1], float(x_adv.max()))
@@ -450,6 +465,8 @@ def evaluate(
         robust = int((code[:coverage[a]] == ROBUST).sum())
         meta[a] = {"mode": mode, "n_examples": coverage[a], "n_attacked": int(idx_all.numel()), "robust": robust,
                    "accuracy": 100.0 * robust / coverage[a], "seconds": round(time.perf_counter() - t0, 3)}
+        if spec.kind == "autoattack":
+            aa_warnings[a] = pkg_warnings
         log(f"{a:>8}: {meta[a]['accuracy']:6.2f}%  ({mode}, {meta[a]['n_attacked']} attacked of "
             f"{coverage[a]}, {meta[a]['seconds']:.1f} s)")
 
@@ -473,7 +490,8 @@ def evaluate(
                                           "examples the worst case is an upper bound"}
 
     flags = _sanity_flags(model, x, y, dev, eps, order, codes, coverage, params, proto, seed, batch_size,
-                          sanity_examples, masking_threshold, zero_grad_threshold, (x_min, x_max), max_linf, box)
+                          sanity_examples, masking_threshold, zero_grad_threshold, (x_min, x_max), max_linf, box,
+                          aa_warnings)
     cascaded = [a for a in order if meta[a]["mode"] == "cascade"]
     report: dict[str, Any] = {
         "irat_version": _version(),
@@ -481,6 +499,7 @@ def evaluate(
         "accuracy": accuracy,
         "worst": worst,
         "eps": eps,
+        "eps_source": eps_source,
         "norm": "Linf",
         "protocol": proto.to_dict(),
         "order": order,
@@ -539,7 +558,7 @@ def _sanity_flags(model: nn.Module, x: Tensor, y: Tensor, dev: torch.device, eps
                   codes: dict[str, Tensor], coverage: dict[str, int], params: dict[str, dict[str, Any]],
                   proto: Protocol, seed: int, batch_size: int, sanity_examples: int, masking_threshold: float,
                   zero_grad_threshold: float, data_range: tuple[float, float], max_linf: dict[str, float],
-                  box: list[float]) -> dict[str, Any]:
+                  box: list[float], aa_warnings: dict[str, list[str]]) -> dict[str, Any]:
     n = x.shape[0]
     flags: dict[str, Any] = {}
     flags["train_mode"] = {"flag": False, "model_training": bool(model.training),
@@ -615,6 +634,10 @@ def _sanity_flags(model: nn.Module, x: Tensor, y: Tensor, dev: torch.device, eps
     flags["perturbation_bound"] = {"flag": not (bound_ok and box_ok), "eps": eps, "max_linf": max_linf,
                                    "adv_min": box[0] if max_linf else None, "adv_max": box[1] if max_linf else None,
                                    "note": "every adversarial input within the ε-ball and the [0, 1] box"}
+    flags["autoattack_checks"] = {"flag": any(aa_warnings.values()), "checked": bool(aa_warnings),
+                                  "warnings": {a: w for a, w in aa_warnings.items() if w},
+                                  "note": "the AutoAttack package's own checks (randomized or dynamic defense, zero "
+                                          "gradients, Square stronger than the gradient attacks, ...)"}
     flags["any"] = any(v["flag"] for v in flags.values() if isinstance(v, dict))
     return flags
 
@@ -623,7 +646,8 @@ def _sanity_flags(model: nn.Module, x: Tensor, y: Tensor, dev: torch.device, eps
 # reports
 
 
-def _fmt_eps(eps: float) -> str:
+def format_eps(eps: float) -> str:
+    """8/255 for multiples of 1/255, else the number (0.1, 0.031)."""
     k = eps * 255.0
     if eps > 0 and abs(k - round(k)) < 1e-6:
         return f"{int(round(k))}/255"
@@ -635,19 +659,22 @@ def describe_params(name: str, p: Mapping[str, Any]) -> str:
         return "clean inputs"
     if "steps" in p:
         rule = "" if p["step_rule"] == "absolute" else f" = {p['step_rule'].replace('*eps', 'ε').replace('eps', 'ε')}"
-        s = (f"ε={_fmt_eps(p['eps'])}, {p['steps']} step{'s' if p['steps'] != 1 else ''}, α={p['step_size']:.4g}{rule}, "
-             f"{p['loss'].upper()} loss")
+        steps = f"{p['steps']} step{'s' if p['steps'] != 1 else ''}"
+        s = f"ε={format_eps(p['eps'])}, {steps}, α={p['step_size']:.4g}{rule}, {p['loss'].upper()} loss"
         if "kappa" in p:
             s += f" (κ={p['kappa']:g})"
         return s + f", start: {p['random_start']}"
-    s = f"ε={_fmt_eps(p['eps'])}, {p['norm']}, version={p['version']}"
-    if "attacks" in p:
-        s += f", {'+'.join(p['attacks'])}"
-    if "n_iter" in p:
-        s += f", {p['n_iter']} iterations"
-    if "n_restarts" in p:
-        s += f", {p['n_restarts']} restart{'s' if p['n_restarts'] != 1 else ''}"
-    return s
+    s = f"ε={format_eps(p['eps'])}, {p['norm']}, version={p['version']}: {' + '.join(p.get('attacks', []))}"
+    parts = []
+    if "apgd" in p:
+        parts.append(f"APGD {p['apgd']['n_iter']} it × {p['apgd']['n_restarts']} restart")
+    if "apgd_t" in p:
+        parts.append(f"APGD-T {p['apgd_t']['n_iter']} it × {p['apgd_t']['n_target_classes']} targets")
+    if "fab" in p:
+        parts.append(f"FAB {p['fab']['n_iter']} it × {p['fab']['n_target_classes']} targets")
+    if "square" in p:
+        parts.append(f"Square {p['square']['n_queries']} queries")
+    return s + (f" ({'; '.join(parts)})" if parts else "")
 
 
 def _flag_lines(flags: Mapping[str, Any]) -> list[str]:
@@ -671,6 +698,8 @@ def _flag_lines(flags: Mapping[str, Any]) -> list[str]:
     if zg["flag"]:
         out.append(f"zero input gradients on {zg['share']:.1f}% of inputs (> {zg['threshold']:g}%): "
                    "gradient-based attacks are blind there")
+    for a, msgs in f.get("autoattack_checks", {}).get("warnings", {}).items():
+        out += [f"{a} (AutoAttack's own check): {m}" for m in msgs]
     if f["perturbation_bound"]["flag"]:
         out.append(f"adversarial inputs leave the ε-ball or [0, 1]: max L∞ {f['perturbation_bound']['max_linf']}")
     return out
@@ -689,7 +718,8 @@ def format_markdown(report: Mapping[str, Any]) -> str:
     lines.append(f"- data: {d['name']} ({d['split']}), {d['selection']} of {d['n_available']}")
     pr = report["protocol"]
     lines.append(f"- protocol: {pr['name']} — {pr['doc']}")
-    lines.append(f"- threat model: L∞, ε = {_fmt_eps(report['eps'])}; seed {report['seed']}")
+    source = f" (from {report['eps_source']})" if report.get("eps_source") else ""
+    lines.append(f"- threat model: L∞, ε = {format_eps(report['eps'])}{source}; seed {report['seed']}")
     lines += ["", "| attack | accuracy (%) | examples | mode | parameters |", "|---|---:|---:|---|---|"]
     for a in report["order"]:
         m = report["attacks"][a]
@@ -704,10 +734,10 @@ def format_markdown(report: Mapping[str, Any]) -> str:
         cs = w["common_subset"]
         lines.append(f"| worst (first {cs['n_examples']}) | {cs['accuracy']:.2f} | {cs['n_examples']} | per-example | "
                      "every attack ran on these |")
-    lines.append("")
+    lines += ["", "Examples: attacked / counted; natural errors are not attacked and count as broken."]
     if report["cascade"]["attacks"]:
-        lines.append("Examples column: attacked / counted. Cascaded attacks ran only on examples that no earlier "
-                     "attack broke, so their accuracy includes every attack before them.")
+        lines.append("Cascaded attacks ran only on examples that no earlier attack broke, so their accuracy "
+                     "includes every attack before them (a lower bound of the standalone number).")
     if "aa" not in report["order"]:
         lines.append("AutoAttack was not run; `--attacks all` runs the full suite.")
     warn = _flag_lines(report["flags"])
@@ -725,7 +755,7 @@ def evaluate_checkpoint(path: str | Path, attacks: str | Sequence[str] | None = 
                         n_examples: int | None = None, batch_size: int = 256, seed: int = 0, device: str = "auto",
                         out: str | Path | None = None, protocol: str | Protocol = "default", cascade: bool = True,
                         masking_threshold: float = 5.0, zero_grad_threshold: float = 5.0,
-                        sanity_examples: int = 200, verbose: bool = False, progress: bool = False,
+                        sanity_examples: int = 100, verbose: bool = False, progress: bool = False,
                         save: bool = True) -> EvalResult:
     """Evaluate an irat checkpoint on its data set's test split, in eval mode.
 
@@ -746,6 +776,8 @@ def evaluate_checkpoint(path: str | Path, attacks: str | Sequence[str] | None = 
     model, cfg = model_from_checkpoint(ckpt, path)
     dev = local_device(device)
     model = model.to(dev).eval()
+    eps_source = "--eps" if eps is not None else (f"protocol {proto.name}" if proto.eps is not None
+                                                   else "the checkpoint's training ε")
     eps = eps if eps is not None else (proto.eps if proto.eps is not None else cfg.attack.eps)
     from .data.datasets import load_dataset
     ds = load_dataset(cfg.data.name, cfg.data.root)
@@ -761,6 +793,7 @@ def evaluate_checkpoint(path: str | Path, attacks: str | Sequence[str] | None = 
     r["model"] = {"name": cfg.model.name, "num_classes": int(ckpt["num_classes"]),
                   "in_channels": int(ckpt["in_channels"]), "image_size": list(ckpt.get("image_size", []))}
     r["training_eps"] = float(cfg.attack.eps)
+    r["eps_source"] = eps_source
     if save:
         out_path = Path(out) if out else path.parent.parent / "eval.json"
         result.save(out_path)
@@ -773,7 +806,8 @@ def evaluate_checkpoint(path: str | Path, attacks: str | Sequence[str] | None = 
 
 def register(subparsers: Any) -> None:
     """Add `irat eval CHECKPOINT` to the CLI."""
-    e = subparsers.add_parser("eval", help="evaluate a checkpoint under attacks (per-example worst case, sanity checks)",
+    e = subparsers.add_parser("eval",
+                              help="evaluate a checkpoint under attacks (per-example worst case, sanity checks)",
                               description="Evaluate a checkpoint on its test split in eval mode; writes eval.json, "
                                           "eval.md and eval_examples.json (default: in the run directory).")
     e.add_argument("checkpoint")
@@ -794,7 +828,7 @@ def register(subparsers: Any) -> None:
                    help="flag a PGD − worst-case gap above this many points (default: %(default)s)")
     e.add_argument("--zero-grad-threshold", type=float, default=5.0,
                    help="flag zero input gradients on more than this %% of inputs (default: %(default)s)")
-    e.add_argument("--sanity-examples", type=int, default=200,
+    e.add_argument("--sanity-examples", type=int, default=100,
                    help="examples for the ε = 0 and zero-gradient checks (default: %(default)s)")
     e.add_argument("--verbose", action="store_true", help="show AutoAttack's own log")
     e.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -840,5 +874,5 @@ class _CallableModule(types.ModuleType):
 sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["ATTACKS", "DEFAULT_ATTACKS", "PROTOCOLS", "AttackSpec", "EvalResult", "Protocol", "describe_params",
-           "evaluate", "evaluate_checkpoint", "format_markdown", "parse_attacks", "quick_accuracy",
+           "evaluate", "format_eps", "evaluate_checkpoint", "format_markdown", "parse_attacks", "quick_accuracy",
            "register", "resolve_protocol", "robust_mask"]

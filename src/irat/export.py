@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +17,10 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, IratError
+from .evaluate import format_eps
 
 ARCHITECTURES = {"smallcnn": "SmallCNN", "resnet18": "ResNet-18", "preact_resnet18": "PreActResNet-18"}
 RB_DATASETS = {"cifar10": "cifar10", "cifar100": "cifar100", "fashion-mnist": "fashion-mnist", "svhn": "svhn"}
-
-
-def _eps_string(eps: float) -> str:
-    k = eps * 255.0
-    if eps > 0 and abs(k - round(k)) < 1e-6:
-        return f"{int(round(k))}/255"
-    return f"{eps:g}"
 
 
 def _to_torchscript(model: nn.Module, example: torch.Tensor) -> tuple[torch.jit.ScriptModule, str]:
@@ -68,6 +63,7 @@ def model_card(ckpt: dict[str, Any], cfg: Any, sha256: str, ckpt_path: Path, mod
                how: str, report: dict[str, Any] | None, eval_path: Path | None) -> dict[str, Any]:
     """RobustBench's model-info fields, plus an `irat` section with the provenance."""
     eps = float(cfg.attack.eps)
+    h, w = (int(v) for v in ckpt.get("image_size", (0, 0)))
     acc: dict[str, Any] = {}
     note = "no eval.json for this run: run `irat eval` first to fill the accuracies"
     flags_raised: list[str] = []
@@ -106,7 +102,7 @@ def model_card(ckpt: dict[str, Any], cfg: Any, sha256: str, ckpt_path: Path, mod
         "venue": "",
         "architecture": arch,
         "threat_model": "Linf",
-        "eps": _eps_string(eps),
+        "eps": format_eps(eps),
         "clean_acc": _fmt_acc(acc.get("nat")),
         "reported": None,
         "autoattack_acc": _fmt_acc(acc.get("aa")),
@@ -116,8 +112,7 @@ def model_card(ckpt: dict[str, Any], cfg: Any, sha256: str, ckpt_path: Path, mod
         "irat": {
             "model_file": model_file.name,
             "torchscript": how,
-            "input": f"float32 NCHW in [0, 1], {int(ckpt['in_channels'])}x{int(tuple(ckpt.get('image_size', (0, 0)))[0])}"
-                     f"x{int(tuple(ckpt.get('image_size', (0, 0)))[1])}; normalization is inside the model",
+            "input": f"float32 NCHW in [0, 1], {int(ckpt['in_channels'])}x{h}x{w}; normalization is inside the model",
             "output": f"logits over {int(ckpt['num_classes'])} classes",
             "classes": list(ckpt.get("classes") or []),
             "checkpoint": str(ckpt_path),
@@ -145,7 +140,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None,
     ckpt_path = Path(checkpoint)
     out_path = Path(out) if out is not None else ckpt_path.parent.parent / "model.pt"
     if out_path.suffix == ".json":
-        raise ConfigError("--out", "a model file path not ending in .json (the card goes to <stem>.json)", str(out_path))
+        raise ConfigError("--out", "a model file path not ending in .json (the card goes to <stem>.json)",
+                          str(out_path))
     if out_path.exists() and out_path.is_dir():
         raise ConfigError("--out", "a file path, not a directory", str(out_path))
     ckpt = load_checkpoint(ckpt_path)
@@ -160,16 +156,18 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None,
     example = torch.rand(2, c, h, w, generator=gen)
     for p in model.parameters():
         p.requires_grad_(False)
-    scripted, how = _to_torchscript(model, example)
     meta = {"format": "irat-torchscript-v1", "input": "float32 NCHW in [0, 1]", "num_classes": int(ckpt["num_classes"]),
             "in_channels": c, "image_size": [h, w], "method": cfg.method, "checkpoint_sha256": sha256_file(ckpt_path)}
-    buf = io.BytesIO()
-    torch.jit.save(scripted, buf, _extra_files={"irat.json": json.dumps(meta)})
-    data = buf.getvalue()
+    with warnings.catch_warnings():  # TorchScript is deprecated (torch.export), yet it is what loads anywhere
+        warnings.simplefilter("ignore", FutureWarning)
+        scripted, how = _to_torchscript(model, example)
+        buf = io.BytesIO()
+        torch.jit.save(scripted, buf, _extra_files={"irat.json": json.dumps(meta)})
+        data = buf.getvalue()
+        loaded = torch.jit.load(io.BytesIO(data), map_location="cpu")
 
     # the file must reproduce the model (another batch size than the example: the batch dimension is free)
     check = torch.rand(3, c, h, w, generator=gen)
-    loaded = torch.jit.load(io.BytesIO(data), map_location="cpu")
     with torch.no_grad():
         ref, got = model(check), loaded(check)
     if ref.shape != got.shape or not torch.allclose(ref, got, rtol=1e-4, atol=1e-5):

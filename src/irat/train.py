@@ -350,7 +350,7 @@ class Trainer:
         bad = ~torch.isfinite(loss.detach())
         first = (self._first_bad[0] < 0) & bad
         marker = self._first_bad.new_full((2,), epoch)  # built on the device: no host-to-device copy
-        marker[1] = step
+        marker[1:].fill_(step)
         self._first_bad = torch.where(first, marker, self._first_bad)
         self._pos = (epoch, step)
 

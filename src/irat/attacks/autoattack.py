@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import sys
 from typing import Any, Iterator
 
 import torch
@@ -37,34 +38,41 @@ def _autoattack_class():
     return AutoAttack
 
 
+class _Collect(logging.Handler):
+    def __init__(self, out: list[str]):
+        super().__init__(logging.WARNING)
+        self.out = out
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if msg not in self.out:
+            self.out.append(msg)
+
+
 @contextlib.contextmanager
-def _quiet(verbose: bool) -> Iterator[None]:
-    """Silence the package's logger and prints (restored afterwards) unless verbose."""
+def _logging(verbose: bool, warnings_out: list[str] | None) -> Iterator[None]:
+    """The package's warnings go to `warnings_out`; its log and prints are shown only when verbose."""
     logger = logging.getLogger(LOGGER)
-    old_level, old_propagate = logger.level, logger.propagate
-    handler: logging.Handler | None = None
+    old = (logger.level, logger.propagate)
+    handlers: list[logging.Handler] = []
+    if warnings_out is not None:
+        handlers.append(_Collect(warnings_out))
     if verbose:
-        logger.setLevel(logging.DEBUG)
-        if not logger.handlers:
-            handler = logging.StreamHandler()
-            handler.setFormatter(logging.Formatter("[autoattack] %(message)s"))
-            logger.addHandler(handler)
-        try:
-            yield
-        finally:
-            logger.setLevel(old_level)
-            if handler is not None:
-                logger.removeHandler(handler)
-        return
-    logger.setLevel(logging.CRITICAL + 1)
+        shown = logging.StreamHandler(sys.stderr)
+        shown.setFormatter(logging.Formatter("[autoattack] %(message)s"))
+        handlers.append(shown)
+    for h in handlers:
+        logger.addHandler(h)
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
     logger.propagate = False
-    sink = io.StringIO()
     try:
-        with contextlib.redirect_stdout(sink):
+        with contextlib.redirect_stdout(sys.stdout if verbose else io.StringIO()):
             yield
     finally:
-        logger.setLevel(old_level)
-        logger.propagate = old_propagate
+        for h in handlers:
+            logger.removeHandler(h)
+        logger.setLevel(old[0])
+        logger.propagate = old[1]
 
 
 def build_autoattack(model: nn.Module, *, eps: float, norm: str = "Linf", version: str = "standard",
@@ -73,8 +81,8 @@ def build_autoattack(model: nn.Module, *, eps: float, norm: str = "Linf", versio
     """An `AutoAttack` object with every setting explicit.
 
     version="standard" takes the package's standard attack list and settings (n_iter / n_restarts
-    must be None or equal to them); version="custom" needs `attacks`, and n_iter / n_restarts set
-    APGD's iterations and restarts. With fewer than 10 classes the targeted attacks use K − 1 targets.
+    must be None); version="custom" needs `attacks`, and n_iter / n_restarts set APGD's iterations
+    and restarts. With fewer than 10 classes the targeted attacks use K − 1 target classes.
     """
     if norm not in NORMS:
         raise ValueError(f"norm: must be one of {', '.join(NORMS)} (got {norm!r})")
@@ -91,13 +99,13 @@ def build_autoattack(model: nn.Module, *, eps: float, norm: str = "Linf", versio
         if bad:
             raise ValueError(f"attacks: must be among {', '.join(AA_ATTACKS)} (got {bad})")
         kwargs["attacks"] = list(attacks)
-    elif attacks is not None:
-        raise ValueError(f"attacks: only with version='custom' (got version={version!r})")
+    elif attacks is not None or n_iter is not None or n_restarts is not None:
+        raise ValueError(f"attacks, n_iter, n_restarts: only with version='custom' (got version={version!r})")
     aa = AutoAttack(model, **kwargs)
     aa.verbose = False
     if version == "custom":
         if n_iter is not None:
-            for a in (aa.apgd, aa.apgd_targeted, aa.fab):
+            for a in (aa.apgd, aa.apgd_targeted):
                 _set_iterations(a, int(n_iter))
         if n_restarts is not None:
             aa.apgd.n_restarts = int(n_restarts)
@@ -110,18 +118,16 @@ def build_autoattack(model: nn.Module, *, eps: float, norm: str = "Linf", versio
 def _set_iterations(attack: Any, n_iter: int) -> None:
     """APGD derives its checkpoint schedule from n_iter in __init__; recompute it with the new value."""
     attack.n_iter = n_iter
-    if hasattr(attack, "n_iter_orig"):
-        attack.n_iter_orig = n_iter
-        attack.n_iter_2 = max(int(0.22 * n_iter), 1)
-        attack.n_iter_min = max(int(0.06 * n_iter), 1)
-        attack.size_decr = max(int(0.03 * n_iter), 1)
+    attack.n_iter_orig = n_iter
+    attack.n_iter_2 = max(int(0.22 * n_iter), 1)
+    attack.n_iter_min = max(int(0.06 * n_iter), 1)
+    attack.size_decr = max(int(0.03 * n_iter), 1)
 
 
 def autoattack_settings(aa: Any) -> dict[str, Any]:
     """The settings the AutoAttack object will actually run with (for the report)."""
     run = list(aa.attacks_to_run or [])
-    out: dict[str, Any] = {"eps": float(aa.epsilon), "norm": aa.norm, "version": aa.version, "seed": aa.seed,
-                           "attacks": run}
+    out: dict[str, Any] = {"eps": float(aa.epsilon), "norm": aa.norm, "version": aa.version, "attacks": run}
     if any(a in run for a in ("apgd-ce", "apgd-dlr")):
         out["apgd"] = {"n_iter": int(aa.apgd.n_iter), "n_restarts": int(aa.apgd.n_restarts), "rho": aa.apgd.thr_decr}
     if "apgd-t" in run:
@@ -138,18 +144,27 @@ def autoattack_settings(aa: Any) -> dict[str, Any]:
 def autoattack(model: nn.Module, x: Tensor, labels: Tensor, eps: float, *, version: str = "standard",
                attacks: list[str] | None = None, n_iter: int | None = None, n_restarts: int | None = None,
                norm: str = "Linf", seed: int = 0, batch_size: int = 256, verbose: bool = False,
-               num_classes: int | None = None) -> Tensor:
+               num_classes: int | None = None, warnings_out: list[str] | None = None) -> Tensor:
     """Adversarial inputs from the official AutoAttack: x̃ for examples it broke, x for the rest.
 
-    Runs in batches of `batch_size`, with the model in eval mode (restored afterwards).
+    Runs in batches of `batch_size`, with the model in eval mode (restored afterwards). The package's
+    own warnings (randomized or dynamic defense, zero gradients, Square stronger than the gradient
+    attacks) are appended to `warnings_out`.
     """
     if x.shape[0] == 0:
         return x.clone()
-    with eval_mode(model), _quiet(verbose):
-        aa = build_autoattack(model, eps=eps, norm=norm, version=version, attacks=attacks, n_iter=n_iter,
-                              n_restarts=n_restarts, seed=seed, device=x.device, num_classes=num_classes)
-        aa.verbose = verbose
-        x_adv, _ = aa.run_standard_evaluation(x.detach(), labels.detach(), batch_size=int(batch_size))
+    # the package reseeds the global RNG (APGD) and clears sys.settrace (its dynamic-defense check):
+    # both are restored, so evaluating does not change the caller's random stream or tracer
+    rng_devices = [x.device.index or 0] if x.device.type == "cuda" else []
+    tracer = sys.gettrace()
+    try:
+        with eval_mode(model), _logging(verbose, warnings_out), torch.random.fork_rng(devices=rng_devices):
+            aa = build_autoattack(model, eps=eps, norm=norm, version=version, attacks=attacks, n_iter=n_iter,
+                                  n_restarts=n_restarts, seed=seed, device=x.device, num_classes=num_classes)
+            aa.verbose = verbose
+            x_adv, _ = aa.run_standard_evaluation(x.detach(), labels.detach(), batch_size=int(batch_size))
+    finally:
+        sys.settrace(tracer)
     return x_adv.detach()
 
 
