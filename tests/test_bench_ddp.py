@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import socket
@@ -26,20 +25,8 @@ from irat.config import build_config
 from irat.data.loader import epoch_batches
 
 
-def _train_module():
-    """irat.train, the module, leaving the package attribute `irat.train` (the API function) alone:
-    importing a submodule the first time rebinds the package attribute of the same name."""
-    import irat
+from irat.trainer import EpochStats, Trainer  # noqa: E402
 
-    before = irat.__dict__.get("train")
-    mod = importlib.import_module("irat.train")
-    if before is not None:
-        irat.train = before
-    return mod
-
-
-_T = _train_module()
-EpochStats, Trainer = _T.EpochStats, _T.Trainer
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 # Few optimizer steps on purpose: the weights of the two runs differ by float rounding (~1e-8: the
@@ -192,7 +179,7 @@ def test_epoch_stats_preallocated_buffers_grow_and_round_trip():
 
 def test_streaming_from_host_memory_gives_the_same_run(tmp_path):
     """data.on_device=false keeps the uint8 set in host memory and copies each batch: same numbers."""
-    train = _T.train
+    from irat import train
     base = TINY + ["epochs=1", "data.val_size=0", "data.train_subset=64"]
     runs = [train(build_config("fmnist-smallcnn-mail-at", None, base + [f"data.on_device={v}"]), tmp_path / v,
                   progress=False) for v in ("true", "false")]

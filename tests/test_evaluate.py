@@ -23,7 +23,7 @@ from irat.checkpoint import load_checkpoint
 from irat.cli import main
 from irat.data.datasets import load_dataset
 from irat.errors import IratError
-from irat.evaluate import ATTACKS, PROTOCOLS, resolve_protocol
+from irat.evaluation import ATTACKS, PROTOCOLS, resolve_protocol
 
 EPS = 0.1
 
@@ -42,7 +42,7 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A tiny AT run (PGD-3) with a validation split of 100; its last model in eval mode."""
-    from irat.api import train  # not irat.train: importing the submodule irat.train rebinds that name
+    from irat import train
 
     out = tmp_path_factory.mktemp("evaluate") / "run"
     cfg = irat.build_config("fmnist-smallcnn-at", overrides=[
@@ -59,7 +59,7 @@ def fmnist():
 
 
 @pytest.fixture(scope="module")
-def normal_eval(run: dict[str, Any], fmnist) -> irat.evaluate.EvalResult:
+def normal_eval(run: dict[str, Any], fmnist) -> irat.evaluation.EvalResult:
     return irat.evaluate(run["model"], fmnist, ["nat", "pgd20", "pgd100", "cw"], eps=EPS, n_examples=80,
                          sanity_examples=40)
 
@@ -340,7 +340,7 @@ def test_cli_eval_bad_options_exit_2_naming_the_field(run: dict[str, Any], tmp_p
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "eval.json"
     if field is None:  # valid: parse only, do not run
-        from irat.evaluate import parse_attacks
+        from irat.evaluation import parse_attacks
         assert parse_attacks("pgd20,") == ["pgd20"] and parse_attacks("all") == list(ATTACKS)
         return
     assert main(["eval", str(run["last"]), *args, "--out", str(out)]) == 2
@@ -414,7 +414,7 @@ def test_best_checkpoint_is_chosen_on_validation_not_test(run: dict[str, Any]) -
 
     # the logged number is reproduced on the held-out validation split (part of the training set)
     from irat.data.loader import load_splits
-    from irat.evaluate import quick_accuracy
+    from irat.evaluation import quick_accuracy
 
     cfg = run["cfg"]
     splits = load_splits(cfg, torch.device("cpu"))

@@ -18,7 +18,7 @@ import torch
 import yaml
 from torch import nn
 
-import irat.evaluate as eval_mod
+import irat.evaluation as eval_mod
 from irat import cli
 from irat.attacks.lmpgd import lm_pgd
 from irat.attacks.pgd import attack_loss, pgd
@@ -26,7 +26,7 @@ from irat.errors import IratError
 from irat.report import build_report
 from irat.sweep import Cell, SweepSpec, parse_grid, run_sweep, split_values
 
-train_mod = __import__("importlib").import_module("irat.train")
+train_mod = __import__("importlib").import_module("irat.trainer")
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 needs_fmnist = pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").is_file(),
@@ -56,7 +56,7 @@ def tiny_spec(out: Path, **kw: Any) -> SweepSpec:
 
 
 class Calls:
-    """Counts calls of irat.train.train and irat.evaluate.evaluate_checkpoint (still running them)."""
+    """Counts calls of irat.trainer.train and irat.evaluation.evaluate_checkpoint (still running them)."""
 
     def __init__(self, mp: pytest.MonkeyPatch, out: Path):
         self.train: list[tuple[str, bool]] = []

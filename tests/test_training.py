@@ -7,7 +7,7 @@ import torch
 
 import irat
 from irat.cli import main
-from irat.evaluate import quick_accuracy
+from irat.evaluation import quick_accuracy
 from irat.data.datasets import load_dataset
 from irat.methods import METHODS
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .api import build_config, evaluate_checkpoint, load_model, train  # noqa: E402
-from . import evaluate  # noqa: E402  (a callable module: irat.evaluate(model, dataset, attacks=[...]))
+from .api import build_config, evaluate, evaluate_checkpoint, load_model, train  # noqa: E402
 
 __all__ = ["__version__", "build_config", "evaluate", "evaluate_checkpoint", "load_model", "train"]

@@ -18,8 +18,8 @@ from .models import model_from_config
 
 
 def train(cfg: Config, out_dir: str | Path, **kwargs: Any):
-    """Train `cfg` into the run directory `out_dir`; see `irat.train.train`."""
-    from .train import train as _train
+    """Train `cfg` into the run directory `out_dir`; see `irat.trainer.train`."""
+    from .trainer import train as _train
 
     return _train(cfg, out_dir, **kwargs)
 
@@ -40,10 +40,17 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Modul
 
 
 def evaluate_checkpoint(path: str | Path, **kwargs: Any):
-    """Evaluate a checkpoint on its data set's test split; see `irat.evaluate.evaluate_checkpoint`."""
-    from .evaluate import evaluate_checkpoint as _eval
+    """Evaluate a checkpoint on its data set's test split; see `irat.evaluation.evaluate_checkpoint`."""
+    from .evaluation import evaluate_checkpoint as _eval
 
     return _eval(path, **kwargs)
 
 
-__all__ = ["build_config", "evaluate_checkpoint", "load_model", "model_from_checkpoint", "train"]
+def evaluate(model: nn.Module, dataset: Any, attacks: Any = None, **kwargs: Any):
+    """Evaluate a model under attacks (per-example worst case, flags); see `irat.evaluation.evaluate`."""
+    from .evaluation import evaluate as _evaluate
+
+    return _evaluate(model, dataset, attacks, **kwargs)
+
+
+__all__ = ["build_config", "evaluate", "evaluate_checkpoint", "load_model", "model_from_checkpoint", "train"]

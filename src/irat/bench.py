@@ -84,7 +84,7 @@ def _bench_config(method: str, args: argparse.Namespace, n_train: int, extra: Se
 
 def _trainer(method: str, args: argparse.Namespace, tmp: Path, n_train: int, extra: Sequence[str] = (),
              name: str | None = None):
-    from .train import Trainer
+    from .trainer import Trainer
 
     cfg = _bench_config(method, args, n_train, extra)
     return Trainer(cfg, tmp / (name or method), overwrite=True, progress=False)
@@ -185,7 +185,7 @@ class Rounds:
 
 def _step_fn(trainer, batches: list, epoch: int = 1) -> Callable[[], None]:
     """Time per step: one call of Trainer.step on each fixed batch (result ÷ len(batches))."""
-    from .train import EpochStats
+    from .trainer import EpochStats
 
     stats = EpochStats(trainer.device)
 
@@ -200,7 +200,7 @@ def irat_epoch(trainer, epoch: int) -> tuple[int, float]:
     """One epoch of the trainer's batch loop (Trainer.run without summary/checkpoints): (images, seconds)."""
     from .data.loader import epoch_batches
     from .objectives import OBJECTIVES
-    from .train import NAN_CHECK_EVERY, EpochStats
+    from .trainer import NAN_CHECK_EVERY, EpochStats
 
     cfg = trainer.cfg
     stats = EpochStats(trainer.device)
@@ -220,6 +220,47 @@ def irat_epoch(trainer, epoch: int) -> tuple[int, float]:
     trainer._check_finite()
     _sync(trainer.device)
     return n, time.perf_counter() - t
+
+
+def reweight_ops_seconds(trainer, batch, reps: int = 200) -> float:
+    """Seconds per step of the method's own reweighting ops (margin → weights → batch normalization →
+    (Σω, Σω²)), timed alone on the tensors a real step produces (pgd result, training-mode logits):
+    the part of a step that differs between a method and its base objective, measured precisely
+    where a wall-clock difference of whole steps would drown in noise."""
+    from .attacks.pgd import pgd
+    from .margins import MARGINS, MarginInputs, compute_margin
+    from .objectives import OBJECTIVES
+    from .weighting import WEIGHTINGS, normalize
+
+    cfg, r = trainer.cfg, trainer.cfg.reweight
+    if r.margin == "none":
+        return 0.0
+    needs = MARGINS[r.margin].needs
+    obj = OBJECTIVES[cfg.objective]
+    with trainer._autocast():
+        res = pgd(trainer.attack_model, batch.x, batch.y, cfg.attack.eps, cfg.attack.steps, cfg.attack.step_size,
+                  loss="ce", start=cfg.attack.start or obj.attack_start, noise=batch.noise,
+                  keep_lps_iterate="probs_at_lps" in needs)
+        with torch.no_grad():
+            probs_adv = torch.softmax(trainer.model(res.x_adv).float(), dim=1)
+            probs_nat = torch.softmax(trainer.model(batch.x).float(), dim=1)
+    inputs = MarginInputs(labels=batch.y, probs_adv=probs_adv, probs_nat=probs_nat,
+                          probs_at_lps=res.probs_at_first_wrong, kappa=res.kappa, first_wrong=res.first_wrong,
+                          lps_mode=r.lps_mode)
+
+    def ops() -> Tensor:
+        m = compute_margin(r.margin, inputs)
+        w = WEIGHTINGS[r.weighting].fn(m, r, cfg.attack.steps)
+        sums = torch.stack([w.sum(), (w * w).sum()])
+        return normalize(w, r.norm, r.c, global_sum=sums[0], global_count=batch.global_size)
+
+    ops()
+    _sync(trainer.device)
+    t = time.perf_counter()
+    for _ in range(reps):
+        ops()
+    _sync(trainer.device)
+    return (time.perf_counter() - t) / reps
 
 
 def _load_reference() -> Any:
@@ -374,6 +415,7 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str] | None = None,
             "batches_per_item": nb,
             "methods": methods,
             "median_s": per_step(r.times),
+            "rounds_s": {k: [round(t / nb, 6) for t in v] for k, v in r.times.items()},  # per round, ÷ batches
             # process CPU seconds per step: with 1 thread, the cost without the other processes' load
             "median_cpu_s": per_step(r.cpu),
             "floor_ratio": floor,
@@ -393,11 +435,16 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str] | None = None,
                                      f"at_step_{default_threads}_threads_s": r.median("step:at") / nb,
                                      "speedup": r.ratio("threads_1:at_step", "step:at")}
 
+        # the reweighting ops alone, per method, and as a fraction of the base objective's step
+        out["reweight_ops_s"] = {m: reweight_ops_seconds(trainers[m], batches[m][0]) for m in methods}
+        out["reweight_ops_fraction"] = {m: out["reweight_ops_s"][m] / out["median_s"][f"step:{base_method(m)}"]
+                                        for m in methods}
+
         # host-device syncs per step (counted once per method, outside the timing)
         out["host_sync_ops"] = {}
         for m in methods:
             tr, b = trainers[m], batches[m][0]
-            from .train import EpochStats
+            from .trainer import EpochStats
             st = EpochStats(tr.device)
             out["host_sync_ops"][m] = count_sync_ops(
                 lambda: tr._note_finite(tr.step(b.x, b.y, b.noise, b.global_size, 1, st), 1, 0))
@@ -506,6 +553,10 @@ def format_report(out: dict[str, Any]) -> str:
         ob = out["overhead_vs_base"][m]
         lines.append(f"  {m:<14}{out['median_s'][f'step:{m}'] * 1e3:9.1f}  {out['overhead'][m]:6.3f}  "
                      f"{ob['ratio']:6.3f} ({ob['base']})")
+    ops = {m: f"{v * 1e6:.0f} µs ({100 * out['reweight_ops_fraction'][m]:.3f}%)"
+           for m, v in out["reweight_ops_s"].items() if v}
+    if ops:
+        lines.append(f"  reweighting ops alone per step (share of the base step): {ops}")
     if "channels_last" in out:
         c = out["channels_last"]
         lines.append(f"  channels_last speedup (off ÷ on): AT step {c['at_step_speedup']:.3f}, "

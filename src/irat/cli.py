@@ -25,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .config import build_config
-    from .train import Interrupted, train
+    from .trainer import Interrupted, train
 
     if args.resume:
         if args.out is None:
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
 
-    importlib.import_module("irat.evaluate").register(sub)  # `irat eval`: its options live with the suite
+    importlib.import_module("irat.evaluation").register(sub)  # `irat eval`: its options live with the suite
 
     sub.add_parser("presets", help="list the presets").set_defaults(func=_cmd_presets)
     sub.add_parser("methods", help="list the methods and their composition").set_defaults(func=_cmd_methods)

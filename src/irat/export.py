@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, IratError
-from .evaluate import format_eps
+from .evaluation import format_eps
 
 ARCHITECTURES = {"smallcnn": "SmallCNN", "resnet18": "ResNet-18", "preact_resnet18": "PreActResNet-18"}
 RB_DATASETS = {"cifar10": "cifar10", "cifar100": "cifar100", "fashion-mnist": "fashion-mnist", "svhn": "svhn"}

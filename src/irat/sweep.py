@@ -158,7 +158,7 @@ def validate_spec(spec: SweepSpec) -> None:
         if any(key == k for k, _ in spec.grid):
             raise ConfigError("--set", "keys not also in --grid", s)
     if spec.eval_attacks is not None:
-        from .evaluate import ATTACKS
+        from .evaluation import ATTACKS
 
         for a in spec.eval_attacks:
             if a not in ATTACKS:
@@ -269,12 +269,12 @@ def cell_state(spec: SweepSpec, cell: Cell) -> CellState:
 
 
 def _train_fn() -> Callable[..., Any]:
-    # looked up at call time so that tests (and wrappers) can replace irat.train.train
-    return importlib.import_module("irat.train").train
+    # looked up at call time so that tests (and wrappers) can replace irat.trainer.train
+    return importlib.import_module("irat.trainer").train
 
 
 def _evaluate_fn() -> Callable[..., dict[str, Any]]:
-    return importlib.import_module("irat.evaluate").evaluate_checkpoint
+    return importlib.import_module("irat.evaluation").evaluate_checkpoint
 
 
 @dataclass
@@ -388,7 +388,7 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .train import Interrupted
+    from .trainer import Interrupted
 
     spec = spec_from_args(args)
     only = _int_list(args.cell, "--cell") if args.cell is not None else None

@@ -28,7 +28,7 @@ from .checkpoint import load_checkpoint, load_state_checked, rng_state, save_che
 from .config import Config, config_from_dict, dump_yaml
 from .data.loader import Splits, default_augment, epoch_batches, load_splits, steps_per_epoch
 from .errors import IratError, TrainingDiverged
-from .evaluate import quick_accuracy
+from .evaluation import quick_accuracy
 from .io import atomic_write_text, remove_stale_temps
 from .margins import MARGINS, MarginInputs, confused_label_count, compute_margin
 from .models import model_from_config

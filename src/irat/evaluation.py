@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-import types
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -859,19 +858,6 @@ def _cmd_eval(args: Any) -> int:
     print(f"written: {result.paths['json']} (+ {result.paths['markdown'].name}, {result.paths['examples'].name})")
     return 0
 
-
-class _CallableModule(types.ModuleType):
-    """This module, callable: `irat.evaluate(model, dataset, attacks=...)` runs `evaluate` above.
-
-    The package exports the name `evaluate`; a function of that name would clash with this module
-    (`import irat.evaluate as m` would then give the function), so the module itself is the function.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> EvalResult:
-        return evaluate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["ATTACKS", "DEFAULT_ATTACKS", "PROTOCOLS", "AttackSpec", "EvalResult", "Protocol", "describe_params",
            "evaluate", "format_eps", "evaluate_checkpoint", "format_markdown", "parse_attacks", "quick_accuracy",
