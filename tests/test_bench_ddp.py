@@ -23,10 +23,7 @@ from irat import distributed as dist_utils
 from irat.bench import QUICK_METHODS, count_sync_ops
 from irat.config import build_config
 from irat.data.loader import epoch_batches
-
-
-from irat.trainer import EpochStats, Trainer  # noqa: E402
-
+from irat.trainer import EpochStats, Trainer
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 # Few optimizer steps on purpose: the weights of the two runs differ by float rounding (~1e-8: the
@@ -180,6 +177,7 @@ def test_epoch_stats_preallocated_buffers_grow_and_round_trip():
 def test_streaming_from_host_memory_gives_the_same_run(tmp_path):
     """data.on_device=false keeps the uint8 set in host memory and copies each batch: same numbers."""
     from irat import train
+
     base = TINY + ["epochs=1", "data.val_size=0", "data.train_subset=64"]
     runs = [train(build_config("fmnist-smallcnn-mail-at", None, base + [f"data.on_device={v}"]), tmp_path / v,
                   progress=False) for v in ("true", "false")]
@@ -209,4 +207,4 @@ def test_bench_quick_writes_json_with_the_documented_structure(tmp_path):
     assert {"at_step_speedup", "clean_step_speedup", "attack_step_speedup"} <= set(d["channels_last"])
     assert d["reference"]["methods"]["at"]["images"] == 32
     assert d["attack"]["steps"] == 1 and d["batch_size"] == 16
-    assert d["command"].startswith("irat bench --quick")
+    assert "irat bench --quick" in d["command"]

@@ -51,6 +51,7 @@ from .errors import IratError
 QUICK_METHODS = ("at", "mail-at", "clirat", "gairat", "trades", "mail-trades", "mart")
 TARGETS = {"floor_ratio": 1.10, "pm_overhead_vs_base": 1.02, "gair_overhead_vs_base": 1.05, "reference_ratio": 1.5}
 REFERENCE_METHODS = ("at", "trades")
+_ENV_KEYS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")  # they change the timings
 # ops that, on CUDA, make the host wait for the device (or copy host data to it synchronously)
 SYNC_OPS = ("aten._local_scalar_dense", "aten.lift_fresh", "aten.lift_fresh_copy", "aten.nonzero",
             "aten.masked_select", "aten._unique2", "aten.unique_dim", "aten.repeat_interleave")
@@ -179,8 +180,15 @@ class Rounds:
         t = self.cpu if cpu else self.times
         f = (lambda r, n=num: t[n][r]) if isinstance(num, str) else num
         g = (lambda r, n=den: t[n][r]) if isinstance(den, str) else den
-        rounds = len(next(iter(t.values())))
-        return statistics.median(f(r) / g(r) for r in range(rounds))
+        return statistics.median(self.ratios(f, g))
+
+    def ratios(self, f: Callable[[int], float], g: Callable[[int], float]) -> list[float]:
+        return [f(r) / g(r) for r in range(len(next(iter(self.times.values()))))]
+
+    def iqr(self, num: str, den: str) -> list[float]:
+        """The 25th and 75th percentiles of the per-round wall-time ratios (the noise of `ratio`)."""
+        q = statistics.quantiles(self.ratios(lambda r: self.times[num][r], lambda r: self.times[den][r]), n=4)
+        return [q[0], q[2]]
 
 
 def _step_fn(trainer, batches: list, epoch: int = 1) -> Callable[[], None]:
@@ -393,7 +401,8 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str] | None = None,
         floor = r.ratio("step:at", lambda i: r.times["attack_steps"][i] + r.times["clean_step"][i])
         floor_cpu = r.ratio("step:at", lambda i: r.cpu["attack_steps"][i] + r.cpu["clean_step"][i], cpu=True)
         out: dict[str, Any] = {
-            "command": shlex.join(["irat", *(argv if argv is not None else sys.argv[1:])]),
+            "command": " ".join([*(f"{k}={shlex.quote(os.environ[k])}" for k in _ENV_KEYS if k in os.environ),
+                                 shlex.join(["irat", *(argv if argv is not None else sys.argv[1:])])]),
             "date": started.isoformat(timespec="seconds"),
             "quick": quick,
             "device": str(device),
@@ -402,8 +411,7 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str] | None = None,
             "python": platform.python_version(),
             "threads": default_threads,
             "interop_threads": torch.get_num_interop_threads(),
-            "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY")
-                    if k in os.environ},
+            "env": {k: os.environ[k] for k in _ENV_KEYS if k in os.environ},
             "load_average": {"start": list(load_start) if load_start else None},
             "preset": args.preset,
             "model": cfg.model.name,
@@ -421,7 +429,8 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str] | None = None,
             "floor_ratio": floor,
             "floor_ratio_cpu": floor_cpu,
             "overhead": {m: r.ratio(f"step:{m}", "step:at") for m in methods},
-            "overhead_vs_base": {m: {"base": base_method(m), "ratio": r.ratio(f"step:{m}", f"step:{base_method(m)}")}
+            "overhead_vs_base": {m: {"base": base_method(m), "ratio": r.ratio(f"step:{m}", f"step:{base_method(m)}"),
+                                     "iqr": (r.iqr(f"step:{m}", f"step:{base_method(m)}") if rounds > 1 else None)}
                                  for m in methods},
             "overhead_vs_base_cpu": {m: r.ratio(f"step:{m}", f"step:{base_method(m)}", cpu=True) for m in methods},
             "pgd_vs_bare_attack": r.ratio("pgd", "attack_steps"),
@@ -442,12 +451,29 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str] | None = None,
 
         # host-device syncs per step (counted once per method, outside the timing)
         out["host_sync_ops"] = {}
+        if device.type == "cuda":
+            out["cuda_sync_warnings"], out["peak_memory_bytes"] = {}, {}
         for m in methods:
             tr, b = trainers[m], batches[m][0]
             from .trainer import EpochStats
             st = EpochStats(tr.device)
-            out["host_sync_ops"][m] = count_sync_ops(
-                lambda: tr._note_finite(tr.step(b.x, b.y, b.noise, b.global_size, 1, st), 1, 0))
+
+            def one_step(tr=tr, b=b, st=st) -> None:
+                tr._note_finite(tr.step(b.x, b.y, b.noise, b.global_size, 1, st), 1, 0)
+            out["host_sync_ops"][m] = count_sync_ops(one_step)
+            if device.type == "cuda":  # the driver's own view: the syncs torch.cuda flags in one step
+                import warnings
+
+                torch.cuda.reset_peak_memory_stats(device)
+                torch.cuda.set_sync_debug_mode("warn")
+                try:
+                    with warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always")
+                        one_step()
+                finally:
+                    torch.cuda.set_sync_debug_mode("default")
+                out["cuda_sync_warnings"][m] = sorted({str(w.message).splitlines()[0] for w in caught})
+                out["peak_memory_bytes"][m] = int(torch.cuda.max_memory_allocated(device))
 
         # epoch throughput of AT (and, with --reference, the papers'-style loop side by side)
         n_epoch = args.epoch_images if args.epoch_images is not None else (2 * args.batch_size if quick else 2048)
