@@ -423,3 +423,39 @@ def test_best_checkpoint_is_chosen_on_validation_not_test(run: dict[str, Any]) -
     acc = quick_accuracy(model, splits.x_val, splits.y_val, cfg.attack.eps, ["nat", "pgd20"],
                          batch_size=max(cfg.batch_size, 256), seed=cfg.seed + best_epoch, channels_last=True)
     assert acc["pgd20"] == pytest.approx(top, abs=100.0 / 100)  # one example: channels-last numerics
+
+
+# ---------------------------------------------------------------------------------------------- reuse
+
+
+def test_adding_an_attack_reuses_the_stored_ones_and_matches_a_fresh_evaluation(
+        run: dict[str, Any], fmnist, normal_eval, monkeypatch: pytest.MonkeyPatch) -> None:
+    from irat.evaluation import AttackSpec
+
+    calls: list[str] = []
+    real_run = AttackSpec.run
+
+    def counting(self, *a, **kw):
+        calls.append(self.name)
+        return real_run(self, *a, **kw)
+
+    monkeypatch.setattr(AttackSpec, "run", counting)
+    names = ["nat", "pgd20", "pgd100", "cw", "apgd-ce"]
+    kw = dict(eps=EPS, n_examples=80, sanity_examples=40)
+    added = irat.evaluate(run["model"], fmnist, names, reuse=normal_eval, **kw)
+    assert added.report["reused"]["attacks"] == ["nat", "pgd20", "pgd100", "cw"]
+    # only APGD-CE ran, plus the ε = 0 sanity check's one PGD-20 batch
+    assert set(calls) == {"apgd-ce", "pgd20"} and calls.count("pgd20") == 1
+    for a in ("nat", "pgd20", "pgd100", "cw"):
+        assert added.examples["robust"][a] == normal_eval.examples["robust"][a]
+    calls.clear()
+    fresh = irat.evaluate(run["model"], fmnist, names, **kw)
+    assert calls.count("pgd100") == 1 and fresh.report["reused"]["attacks"] == []
+    assert fresh.examples["robust"] == added.examples["robust"]
+    assert fresh.accuracy == added.accuracy
+    assert fresh.report["cascade"]["n_attacked"] == added.report["cascade"]["n_attacked"]
+
+    # other settings: nothing is taken over
+    for other in (dict(kw, eps=EPS / 2), dict(kw, n_examples=60), dict(kw, seed=1), dict(kw, limits={"pgd20": 40})):
+        res = irat.evaluate(run["model"], fmnist, ["nat", "pgd20"], reuse=normal_eval, **other)
+        assert res.report["reused"]["attacks"] == ([] if "limits" not in other else ["nat"])

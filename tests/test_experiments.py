@@ -187,6 +187,32 @@ def test_dry_run_lists_cells_and_runs_nothing(sweep: dict[str, Any], tmp_path: P
         run_sweep(changed, dry_run=True, log=lambda s: None)
 
 
+@needs_fmnist
+def test_eval_limit_runs_one_attack_on_fewer_examples_and_is_not_repeated(
+        sweep: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from irat.sweep import cell_command, cell_state
+
+    out = tmp_path / "copy"
+    shutil.copytree(sweep["out"], out)
+    limited = tiny_spec(out, eval_limits={"pgd20": 20})
+    calls = Calls(monkeypatch, out)
+    run_sweep(limited, log=lambda s: None)  # the stored evals covered pgd20 on 48 examples: re-evaluated
+    assert calls.train == [] and calls.eval == ["at/seed0", "at/seed1", "mail-at/seed0", "mail-at/seed1"]
+    ev = json.loads((out / "at/seed0/eval.json").read_text())
+    assert ev["attacks"]["nat"]["n_examples"] == EVAL_N and ev["attacks"]["pgd20"]["n_examples"] == 20
+    assert ev["protocol"]["limits"] == {"pgd20": 20}
+    assert ev["reused"]["attacks"] == ["nat"]  # natural accuracy on the same 48 examples was kept
+    codes = json.loads((out / "at/seed0/eval_examples.json").read_text())["robust"]["pgd20"]
+    assert all(c is None for c in codes[20:]) and any(c is not None for c in codes[:20])
+    run_sweep(limited, log=lambda s: None)
+    assert len(calls.eval) == 4  # nothing repeated
+    state = cell_state(limited, limited.cells()[0])
+    state.action = "evaluate"
+    assert "--limit pgd20=20" in cell_command(limited, state)
+
+
 # --------------------------------------------------------------------------------------------- report
 
 
@@ -292,6 +318,17 @@ def test_gamma_beta_heat_map_and_grouping_by_varied_settings(tmp_path: Path) -> 
     assert cli.main(["report", str(tmp_path), "--analysis-examples", "0"]) == 0
     assert all((tmp_path / f"report.{ext}").is_file() for ext in ("md", "csv", "tex"))
     assert (tmp_path / "figures" / "gamma_beta_mail-at.png").is_file()
+
+    # a title and a written analysis above the generated tables
+    notes = tmp_path / "notes.md"
+    notes.write_text("## What we found\n\nγ = 10 beats γ = 2.\n")
+    out = tmp_path / "doc" / "README.md"
+    assert cli.main(["report", str(tmp_path), "--analysis-examples", "0", "--out", str(out), "--title", "Results",
+                     "--intro", str(notes)]) == 0
+    text = out.read_text()
+    assert text.startswith("# Results\n\n## What we found\n\nγ = 10 beats γ = 2.\n")
+    assert text.index("γ = 10 beats") < text.index("| method |")
+    assert cli.main(["report", str(tmp_path), "--intro", str(tmp_path / "missing.md")]) == 2
 
 
 # --------------------------------------------------------------------------------------------- LM-PGD

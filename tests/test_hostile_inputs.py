@@ -216,6 +216,24 @@ def test_bad_command_line_is_refused(argv: list[str], field: str, base_config: P
     assert not out.exists()
 
 
+@pytest.mark.parametrize("argv,field", [
+    pytest.param(["eval", "x.pt", "--limit", "aa=0"], "--limit", id="limit-zero"),
+    pytest.param(["eval", "x.pt", "--limit", "aa"], "--limit", id="limit-without-count"),
+    pytest.param(["eval", "x.pt", "--limit", "square=100"], "--limit", id="limit-unknown-attack"),
+    pytest.param(["eval", "x.pt", "--limit", "aa=10", "--limit", "aa=20"], "--limit", id="limit-twice"),
+    pytest.param(["sweep", "--preset", "fmnist-smallcnn-at", "--methods", "at", "--out", "{out}",
+                  "--eval-limit", "aa=2000"], "--eval-limit", id="sweep-limit-without-eval"),
+    pytest.param(["sweep", "--preset", "fmnist-smallcnn-at", "--methods", "at", "--out", "{out}",
+                  "--eval", "nat,pgd20", "--eval-limit", "aa=2000"], "--eval-limit", id="sweep-limit-not-evaluated"),
+])
+def test_bad_example_limit_is_refused(argv: list[str], field: str, tmp_path: Path,
+                                      capfd: pytest.CaptureFixture) -> None:
+    out = tmp_path / "sweep"
+    rc, err = run([a.format(out=out) for a in argv], capfd)
+    assert_refused(rc, err, field)
+    assert not out.exists()
+
+
 @needs_fmnist
 def test_existing_run_directory_is_not_overwritten(base_config: Path, tmp_path: Path,
                                                    capfd: pytest.CaptureFixture) -> None:
@@ -347,6 +365,10 @@ def test_resume_with_a_different_number_of_classes_names_the_mismatch(
     write_png_folder(folder, {"c": [(16, 16)] * 4})  # the data set now has 3 classes
     before = snapshot(out)
     rc, err = run(["train", "--resume", "--out", out, "--quiet"], capfd)
+    assert_refused(rc, err, "data.name", "classes 3", "classes 2")
+    assert snapshot(out) == before
+    # evaluating the checkpoint on the changed data set is refused the same way, before any attack
+    rc, err = run(["eval", out / "checkpoints" / "last.pt", "--attacks", "nat", "--quiet"], capfd)
     assert_refused(rc, err, "data.name", "classes 3", "classes 2")
     assert snapshot(out) == before
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from . import __version__
-from .errors import CheckpointError
+from .errors import CheckpointError, IratError
 from .io import atomic_torch_save
 
 FORMAT = "irat-checkpoint-v1"
@@ -154,3 +154,16 @@ def load_state_checked(model: nn.Module, state: dict[str, torch.Tensor], path: s
             raise CheckpointError(f"checkpoint {path}: does not match the model: {k} has shape "
                                   f"{tuple(state[k].shape)} in the file, {tuple(v.shape)} in the model")
     model.load_state_dict(state)
+
+
+def check_data_matches(ckpt: dict[str, Any], data: Any, path: Path | str) -> None:
+    """The data (anything with name, num_classes, in_channels, image_size) must still fit the
+    checkpoint's model: used when a run resumes and before a checkpoint is evaluated."""
+    have = {"classes": data.num_classes, "channels": data.in_channels, "image size": list(data.image_size)}
+    want = {"classes": ckpt.get("num_classes"), "channels": ckpt.get("in_channels"),
+            "image size": list(ckpt["image_size"]) if ckpt.get("image_size") is not None else None}
+    for what, value in have.items():
+        if want[what] is not None and want[what] != value:
+            raise IratError(f"data.name: {data.name} now has {what} {value} but the checkpoint {path} was "
+                            f"trained with {what} {want[what]}")
+

@@ -54,7 +54,7 @@ class ModelConfig:
     mean: list[float] | None = None
     std: list[float] | None = None
     depth: int | None = None  # WRN depth (default from the name)
-    width: int | None = None  # WRN widen factor
+    width: int | None = None  # WRN widen factor; smallcnn: first-stage channels (default 32)
     dropout: float = 0.0  # small CNN classifier dropout (TRADES used 0.5)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -160,12 +160,40 @@ PROTOCOLS: dict[str, Protocol] = {
 }
 
 
-def resolve_protocol(protocol: str | Protocol) -> Protocol:
-    if isinstance(protocol, Protocol):
+def resolve_protocol(protocol: str | Protocol, limits: Mapping[str, int] | None = None,
+                     field_name: str = "limits") -> Protocol:
+    """The protocol by name, with per-attack example `limits` ({attack: N}) laid over its own."""
+    if not isinstance(protocol, Protocol):
+        if protocol not in PROTOCOLS:
+            raise ConfigError("protocol", f"one of: {', '.join(PROTOCOLS)}", protocol)
+        protocol = PROTOCOLS[protocol]
+    if not limits:
         return protocol
-    if protocol not in PROTOCOLS:
-        raise ConfigError("protocol", f"one of: {', '.join(PROTOCOLS)}", protocol)
-    return PROTOCOLS[protocol]
+    checked = {}
+    for a, k in limits.items():
+        if a not in ATTACKS or a == "nat":
+            raise ConfigError(field_name, f"attack names from: {', '.join(x for x in ATTACKS if x != 'nat')}", a)
+        checked[a] = _check_positive_int(k, f"{field_name} ({a})")
+    return replace(protocol, limits={**protocol.limits, **checked})
+
+
+def parse_limits(items: Iterable[str] | None, field_name: str = "--limit") -> dict[str, int]:
+    """`["aa=2000", "apgd-ce=5000"]` -> {"aa": 2000, "apgd-ce": 5000}: each attack on the first N examples."""
+    out: dict[str, int] = {}
+    for item in items or []:
+        name, sep, raw = str(item).partition("=")
+        name = name.strip()
+        try:
+            k = int(raw)
+        except ValueError:
+            k = 0
+        if not sep or k < 1:
+            raise ConfigError(field_name, "ATTACK=N with N an integer >= 1, e.g. aa=2000", item)
+        if name in out:
+            raise ConfigError(field_name, "each attack once", name)
+        out[name] = k
+    resolve_protocol("default", out, field_name)  # the attack names
+    return out
 
 
 def parse_attacks(attacks: str | Iterable[str] | None, field_name: str = "attacks") -> list[str]:
@@ -352,8 +380,10 @@ def evaluate(
     eps: float | None = None,
     protocol: str | Protocol = "default",
     n_examples: int | None = None,
+    limits: Mapping[str, int] | None = None,
     batch_size: int = 256,
     seed: int = 0,
+    reuse: EvalResult | Mapping[str, Any] | None = None,
     device: str | torch.device | None = None,
     cascade: bool = True,
     masking_threshold: float = 5.0,
@@ -368,10 +398,16 @@ def evaluate(
     dataset: a data set name (e.g. "fashion-mnist"), an object with x_test / y_test, or a pair
     (x, y) of tensors (uint8 images or floats in [0, 1]). attacks: names from `ATTACKS` (a list or
     a comma string; "all" = every one). eps: the L∞ radius (required unless the protocol sets it).
+    limits: {attack: N} runs that attack on only the first N examples (e.g. {"aa": 2000}); the
+    report gives each attack's own example count and the worst case on the common subset.
+    reuse: an earlier result of this same model (`EvalResult`, or {"report", "examples"} as read
+    from eval.json / eval_examples.json); the longest prefix of the attack sequence that it ran with
+    the same ε, parameters, examples, seed, batch size and cascade is taken from it, not run again,
+    so adding an attack to an evaluation runs only the new one (and cascades from the stored codes).
     Returns an `EvalResult`; `.save(path)` writes eval.json, eval.md and eval_examples.json.
     """
     names = parse_attacks(attacks)
-    proto = resolve_protocol(protocol)
+    proto = resolve_protocol(protocol, limits)
     eps_source = "eps argument"
     if eps is None:
         eps, eps_source = proto.eps, f"protocol {proto.name}"
@@ -423,8 +459,21 @@ def evaluate(
     box = [float("inf"), float("-inf")]  # min / max of every adversarial input
     aa_warnings: dict[str, list[str]] = {}  # the AutoAttack package's own checks
     x_min, x_max = _data_range(x)
+    settings = {"eps": eps, "seed": seed, "batch_size": batch_size, "cascade": bool(cascade), "n_examples": n,
+                "n_available": total}
+    reused = _reusable_prefix(reuse, order, params, coverage, settings)
+    for a in reused:
+        codes[a], meta[a], linf_a, box_a, warns = _stored_attack(reuse, a, n)
+        if linf_a is not None:
+            max_linf[a] = linf_a
+        box[0], box[1] = min(box[0], box_a[0]), max(box[1], box_a[1])
+        if warns is not None:
+            aa_warnings[a] = warns
+        log(f"{a:>8}: {meta[a]['accuracy']:6.2f}%  (reused from the earlier evaluation)")
 
     for pos, a in enumerate(order):
+        if a in reused:
+            continue
         spec = ATTACKS[a]
         t0 = time.perf_counter()
         code = torch.full((n,), NOT_RUN, dtype=torch.int8)
@@ -508,6 +557,9 @@ def evaluate(
                     "note": "a cascaded attack runs only on examples no earlier attack broke; its accuracy is "
                             "robustness against it and every attack before it"},
         "flags": flags,
+        "reused": {"attacks": reused, "from": _report_of(reuse).get("created") if reused else None,
+                   "note": "these attacks' results were taken from an earlier evaluation of the same model with the "
+                           "same settings; their 'seconds' are that evaluation's"},
         "data": {**data_desc, "n_examples": n, "n_available": total, "selection": f"the first {n} in data-set order",
                  "num_classes": num_classes},
         "seed": seed,
@@ -525,6 +577,83 @@ def evaluate(
         "robust": {a: [None if c == NOT_RUN else int(c) for c in codes[a].tolist()] for a in order},
     }
     return EvalResult(report, examples)
+
+
+def _report_of(previous: EvalResult | Mapping[str, Any] | None) -> dict[str, Any]:
+    if previous is None:
+        return {}
+    return dict(previous.report if isinstance(previous, EvalResult) else previous.get("report") or {})
+
+
+def _examples_of(previous: EvalResult | Mapping[str, Any]) -> dict[str, Any]:
+    return dict(previous.examples if isinstance(previous, EvalResult) else previous.get("examples") or {})
+
+
+def _reusable_prefix(previous: EvalResult | Mapping[str, Any] | None, order: list[str],
+                     params: dict[str, dict[str, Any]], coverage: dict[str, int],
+                     settings: dict[str, Any]) -> list[str]:
+    """The attacks at the head of `order` that `previous` ran identically (same position, parameters,
+    example count and evaluation settings), so their per-example codes can be taken as they are."""
+    rep = _report_of(previous)
+    if not rep:
+        return []
+    try:
+        same = (float(rep["eps"]) == settings["eps"] and int(rep["seed"]) == settings["seed"]
+                and int(rep["batch_size"]) == settings["batch_size"]
+                and bool(rep["cascade"]["enabled"]) == settings["cascade"]
+                and int(rep["data"]["n_examples"]) == settings["n_examples"]
+                and int(rep["data"]["n_available"]) == settings["n_available"])
+        stored_order = list(rep["order"])
+        robust = _examples_of(previous)["robust"]
+    except (KeyError, TypeError, ValueError):
+        return []
+    if not same:
+        return []
+    out: list[str] = []
+    for pos, a in enumerate(order):
+        if pos >= len(stored_order) or stored_order[pos] != a or a not in robust:
+            break
+        stored = rep["attacks"].get(a, {})
+        if int(stored.get("n_examples", -1)) != coverage[a] or len(robust[a]) != settings["n_examples"]:
+            break
+        if {k: stored.get(k) for k in params[a]} != params[a]:
+            break
+        out.append(a)
+    return out
+
+
+def _stored_attack(previous: EvalResult | Mapping[str, Any], a: str, n: int
+                   ) -> tuple[Tensor, dict[str, Any], float | None, tuple[float, float], list[str] | None]:
+    """One stored attack: (codes, meta, max |δ|∞, (min, max) of its inputs, AutoAttack warnings)."""
+    rep, ex = _report_of(previous), _examples_of(previous)
+    codes = torch.tensor([NOT_RUN if c is None else int(c) for c in ex["robust"][a]], dtype=torch.int8)
+    stored = rep["attacks"][a]
+    meta = {k: stored[k] for k in ("mode", "n_examples", "n_attacked", "robust", "accuracy", "seconds")}
+    bound = rep.get("flags", {}).get("perturbation_bound", {})
+    linf = bound.get("max_linf", {}).get(a)
+    lo, hi = bound.get("adv_min"), bound.get("adv_max")
+    box = (float("inf") if lo is None or a == "nat" else float(lo), float("-inf") if hi is None or a == "nat"
+           else float(hi))
+    warns = rep.get("flags", {}).get("autoattack_checks", {}).get("warnings", {}).get(a, []) \
+        if ATTACKS[a].kind == "autoattack" else None
+    return codes, meta, linf, box, warns
+
+
+def load_eval(path: str | Path) -> dict[str, Any] | None:
+    """{"report", "examples"} from an eval.json and the eval_examples.json beside it; None if either
+    is missing or unreadable (then nothing is reused)."""
+    import json
+
+    path = Path(path)
+    try:
+        report = json.loads(path.read_text())
+        ex_name = report.get("files", {}).get("examples", path.stem + "_examples.json")
+        examples = json.loads((path.parent / ex_name).read_text())
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(report, dict) or not isinstance(examples, dict):
+        return None
+    return {"report": report, "examples": examples}
 
 
 def _gen(device: torch.device, *parts: int) -> torch.Generator:
@@ -752,7 +881,8 @@ def format_markdown(report: Mapping[str, Any]) -> str:
 
 def evaluate_checkpoint(path: str | Path, attacks: str | Sequence[str] | None = None, eps: float | None = None,
                         n_examples: int | None = None, batch_size: int = 256, seed: int = 0, device: str = "auto",
-                        out: str | Path | None = None, protocol: str | Protocol = "default", cascade: bool = True,
+                        out: str | Path | None = None, protocol: str | Protocol = "default",
+                        limits: Mapping[str, int] | None = None, cascade: bool = True, reuse: bool = False,
                         masking_threshold: float = 5.0, zero_grad_threshold: float = 5.0,
                         sanity_examples: int = 100, verbose: bool = False, progress: bool = False,
                         save: bool = True) -> EvalResult:
@@ -760,14 +890,16 @@ def evaluate_checkpoint(path: str | Path, attacks: str | Sequence[str] | None = 
 
     Writes eval.json to `out` (default: the run directory, i.e. the checkpoint's grandparent) with
     eval.md and eval_examples.json beside it. ε: explicit `eps`, else the protocol's, else training ε.
+    reuse: if that eval.json already holds results for this very checkpoint (same SHA-256), keep the
+    attacks it ran with the same settings and run only the others (see `evaluate`).
     """
     from .api import model_from_checkpoint
-    from .checkpoint import load_checkpoint
+    from .checkpoint import check_data_matches, load_checkpoint
     from .distributed import local_device
     from .io import sha256_file
 
     names = parse_attacks(attacks)  # validate before loading anything
-    proto = resolve_protocol(protocol)
+    proto = resolve_protocol(protocol, limits)
     if eps is not None:
         eps = _check_eps(eps)
     path = Path(path)
@@ -780,13 +912,19 @@ def evaluate_checkpoint(path: str | Path, attacks: str | Sequence[str] | None = 
     eps = eps if eps is not None else (proto.eps if proto.eps is not None else cfg.attack.eps)
     from .data.datasets import load_dataset
     ds = load_dataset(cfg.data.name, cfg.data.root)
+    check_data_matches(ckpt, ds, path)
+    out_path = Path(out) if out else path.parent.parent / "eval.json"
+    digest = sha256_file(path)
+    previous = load_eval(out_path) if reuse else None
+    if previous is not None and previous["report"].get("checkpoint", {}).get("sha256") != digest:
+        previous = None  # another checkpoint's results
     result = evaluate(model, ds, names, eps=eps, protocol=proto, n_examples=n_examples, batch_size=batch_size,
-                      seed=seed, device=dev, cascade=cascade, masking_threshold=masking_threshold,
+                      seed=seed, device=dev, cascade=cascade, reuse=previous, masking_threshold=masking_threshold,
                       zero_grad_threshold=zero_grad_threshold, sanity_examples=sanity_examples, verbose=verbose,
                       progress=progress)
     r = result.report
     r["data"]["name"] = cfg.data.name
-    r["checkpoint"] = {"path": str(path), "sha256": sha256_file(path), "epoch": int(ckpt["epoch"]),
+    r["checkpoint"] = {"path": str(path), "sha256": digest, "epoch": int(ckpt["epoch"]),
                        "model_sha256": ckpt.get("model_sha256"), "best": ckpt.get("best") or None}
     r["method"] = cfg.method
     r["model"] = {"name": cfg.model.name, "num_classes": int(ckpt["num_classes"]),
@@ -794,7 +932,6 @@ def evaluate_checkpoint(path: str | Path, attacks: str | Sequence[str] | None = 
     r["training_eps"] = float(cfg.attack.eps)
     r["eps_source"] = eps_source
     if save:
-        out_path = Path(out) if out else path.parent.parent / "eval.json"
         result.save(out_path)
     return result
 
@@ -817,10 +954,15 @@ def register(subparsers: Any) -> None:
     e.add_argument("--protocol", choices=list(PROTOCOLS), default="default",
                    help="; ".join(f"{p.name}: {p.doc}" for p in PROTOCOLS.values()))
     e.add_argument("--n-examples", type=int, default=None, help="the first N test examples (data-set order)")
+    e.add_argument("--limit", action="append", metavar="ATTACK=N",
+                   help="run ATTACK on only the first N examples (repeatable), e.g. --limit aa=2000")
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     e.add_argument("--out", default=None, help="eval.json path (default: <run dir>/eval.json)")
+    e.add_argument("--reuse", action="store_true",
+                   help="keep the attacks the existing eval.json ran on this same checkpoint with the same settings "
+                        "and run only the rest (e.g. add aa to an evaluation)")
     e.add_argument("--no-cascade", action="store_true",
                    help="run APGD-CE / AutoAttack on every naturally correct example, not only on unbroken ones")
     e.add_argument("--masking-threshold", type=float, default=5.0,
@@ -836,6 +978,7 @@ def register(subparsers: Any) -> None:
 
 def _cmd_eval(args: Any) -> int:
     names = parse_attacks(args.attacks, "--attacks")
+    limits = parse_limits(args.limit)
     if args.eps is not None:
         _check_eps(args.eps, "--eps")
     if args.n_examples is not None:
@@ -848,7 +991,8 @@ def _cmd_eval(args: Any) -> int:
         raise ConfigError("--out", "a path ending in .json", args.out)
     result = evaluate_checkpoint(args.checkpoint, attacks=names, eps=args.eps, n_examples=args.n_examples,
                                  batch_size=args.batch_size, seed=args.seed, device=args.device, out=args.out,
-                                 protocol=args.protocol, cascade=not args.no_cascade,
+                                 protocol=args.protocol, limits=limits, cascade=not args.no_cascade,
+                                 reuse=args.reuse,
                                  masking_threshold=args.masking_threshold,
                                  zero_grad_threshold=args.zero_grad_threshold, sanity_examples=args.sanity_examples,
                                  verbose=args.verbose, progress=not args.quiet)
@@ -860,5 +1004,6 @@ def _cmd_eval(args: Any) -> int:
 
 
 __all__ = ["ATTACKS", "DEFAULT_ATTACKS", "PROTOCOLS", "AttackSpec", "EvalResult", "Protocol", "describe_params",
-           "evaluate", "format_eps", "evaluate_checkpoint", "format_markdown", "parse_attacks", "quick_accuracy",
+           "evaluate", "format_eps", "evaluate_checkpoint", "load_eval", "format_markdown", "parse_attacks", "parse_limits",
+           "quick_accuracy",
            "register", "resolve_protocol", "robust_mask"]

@@ -452,9 +452,15 @@ class ReportResult:
 
 
 def build_report(dirs: list[str | Path], out: str | Path = "report.md", *, analysis_examples: int = 2000,
-                 device: str = "auto", keep_figures: bool = False, log: Any = None) -> ReportResult:
-    """Find the runs under `dirs`, write FILE.md / .csv / .tex and figures/*.png; see the module docstring."""
+                 device: str = "auto", keep_figures: bool = False, log: Any = None, title: str = "irat report",
+                 intro: str | None = None) -> ReportResult:
+    """Find the runs under `dirs`, write FILE.md / .csv / .tex and figures/*.png; see the module docstring.
+
+    `title` heads the Markdown file; `intro` (Markdown text, e.g. a written analysis) follows it,
+    before the generated tables."""
     from . import figures as F
+
+    heading = title  # `title` is reused below for the figures
     from .analysis import analyze_checkpoint_lps
 
     log = log or (lambda s: None)
@@ -510,7 +516,7 @@ def build_report(dirs: list[str | Path], out: str | Path = "report.md", *, analy
                  + (f" ({hm['rest']})" if hm["rest"] else ""))
 
     n_eval = sum(1 for r in runs if r.eval)
-    md = ["# irat report", "",
+    md = [f"# {heading}", "", *([intro.rstrip(), ""] if intro else []),
           f"{len(runs)} runs in {len(groups)} groups ({n_eval} evaluated) from {', '.join(map(str, dirs))}.", "",
           "## Accuracy (%) — mean ± std over seeds", "",
           "Standard deviation over seeds with ddof = 1 (0 for a single seed); robust accuracy against a set of "
@@ -556,8 +562,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     import sys
 
     out = args.out or str(Path(args.dirs[0]) / "report.md")
+    intro = None
+    if args.intro is not None:
+        try:
+            intro = Path(args.intro).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise IratError(f"--intro: a readable UTF-8 Markdown file is needed ({args.intro}: "
+                            f"{getattr(e, 'strerror', None) or type(e).__name__})") from None
     res = build_report(args.dirs, out, analysis_examples=args.analysis_examples, device=args.device,
-                       log=lambda s: print(s, file=sys.stderr))
+                       log=lambda s: print(s, file=sys.stderr), title=args.title, intro=intro)
     print(markdown_table(res.rows, res.columns) if res.columns else "no eval.json found")
     print(f"written: {res.markdown}  {res.csv}  {res.latex}")
     if res.figures:
@@ -575,4 +588,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--analysis-examples", type=int, default=2000,
                    help="training examples for the LPS/PM analysis of one checkpoint per method (0: skip)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--title", default="irat report", help="the Markdown file's heading")
+    p.add_argument("--intro", default=None, metavar="FILE.md",
+                   help="Markdown placed under the heading, before the generated tables (e.g. a written analysis)")
     p.set_defaults(func=_cmd_report)

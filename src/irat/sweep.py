@@ -15,9 +15,10 @@ seed])`, so it is the run `irat train` would make with those `--set` overrides.
 Re-running the same command is safe and cheap: a finished cell (training done and, with `--eval`,
 an eval.json for its current checkpoint that covers the requested attacks) is skipped; a cell
 with checkpoints/last.pt but fewer epochs done is resumed (`resume=True`, bitwise where it left
-off); a cell trained but not evaluated is only evaluated. A cell whose stored config differs from
-the one the sweep would build now is refused (use another `--out`). `--dry-run` lists the cells
-and their state and runs nothing.
+off); a cell trained but not evaluated is only evaluated, and one evaluated with fewer attacks
+runs only the missing ones (the stored per-example results of the others are reused). A cell whose
+stored config differs from the one the sweep would build now is refused (use another `--out`).
+`--dry-run` lists the cells and their state and runs nothing.
 
 Cells run one after another in this process. To spread them over machines, run one cell per job:
 
@@ -127,6 +128,7 @@ class SweepSpec:
     sets: list[str] = field(default_factory=list)
     eval_attacks: list[str] | None = None
     eval_examples: int | None = None
+    eval_limits: dict[str, int] = field(default_factory=dict)  # attack -> first N examples
     eval_batch_size: int = 256
     eval_checkpoint: str = "last"  # last | best
 
@@ -163,6 +165,15 @@ def validate_spec(spec: SweepSpec) -> None:
         for a in spec.eval_attacks:
             if a not in ATTACKS:
                 raise ConfigError("--eval", f"a comma list of: {', '.join(ATTACKS)}", a)
+    if spec.eval_limits:
+        from .evaluation import resolve_protocol
+
+        if spec.eval_attacks is None:
+            raise IratError("--eval-limit: only with --eval")
+        resolve_protocol("default", spec.eval_limits, "--eval-limit")
+        unused = [a for a in spec.eval_limits if a not in spec.eval_attacks]
+        if unused:
+            raise ConfigError("--eval-limit", f"attacks named in --eval ({','.join(spec.eval_attacks)})", unused[0])
     if spec.eval_checkpoint not in ("last", "best"):
         raise ConfigError("--eval-checkpoint", "last or best", spec.eval_checkpoint)
 
@@ -206,7 +217,8 @@ class CellState:
     detail: str = ""
 
 
-def _eval_complete(cell_dir: Path, ckpt: Path, attacks: list[str]) -> bool:
+def _eval_complete(cell_dir: Path, ckpt: Path, spec: SweepSpec) -> bool:
+    """eval.json exists for this checkpoint and covers the sweep's attacks on its example counts."""
     import json
 
     from .io import sha256_file
@@ -218,9 +230,14 @@ def _eval_complete(cell_dir: Path, ckpt: Path, attacks: list[str]) -> bool:
         report = json.loads(p.read_text())
         acc = report["accuracy"]
         stored = report.get("checkpoint", {})
+        covered = {a: int(report["attacks"][a]["n_examples"]) for a in spec.eval_attacks or [] if a in acc}
+        available = int(report["data"]["n_available"])
     except (ValueError, KeyError, TypeError, OSError):
         return False
-    if not all(a in acc for a in attacks):
+    if not all(a in covered for a in spec.eval_attacks or []):
+        return False
+    n = available if spec.eval_examples is None else min(spec.eval_examples, available)
+    if any(k != min(n, spec.eval_limits.get(a, n)) for a, k in covered.items()):
         return False
     if Path(stored.get("path", "")).name != ckpt.name:
         return False
@@ -259,7 +276,7 @@ def cell_state(spec: SweepSpec, cell: Cell) -> CellState:
                                                                                              if step else ""))
     if spec.eval_attacks:
         ckpt = path / "checkpoints" / f"{spec.eval_checkpoint}.pt"
-        if not _eval_complete(path, ckpt, spec.eval_attacks):
+        if not _eval_complete(path, ckpt, spec):
             return CellState(cell, path, cfg, "evaluate", done, "trained, not evaluated")
     return CellState(cell, path, cfg, "done", done)
 
@@ -324,7 +341,8 @@ def run_sweep(spec: SweepSpec, *, dry_run: bool = False, only: list[int] | None 
             if not ckpt.is_file():
                 raise IratError(f"cell {s.path}: no {ckpt.name} to evaluate (best.pt needs validation)")
             rep = _evaluate_fn()(ckpt, attacks=list(spec.eval_attacks), n_examples=spec.eval_examples,
-                                 batch_size=spec.eval_batch_size, device=device or "auto",
+                                 limits=dict(spec.eval_limits), batch_size=spec.eval_batch_size,
+                                 device=device or "auto", reuse=True,
                                  out=str(s.path / "eval.json"))
             r.evaluated, r.accuracy = True, dict(rep["accuracy"])
             log(f"{head}: " + "  ".join(f"{k} {v:.2f}%" for k, v in r.accuracy.items()))
@@ -335,7 +353,8 @@ def run_sweep(spec: SweepSpec, *, dry_run: bool = False, only: list[int] | None 
 def manifest(spec: SweepSpec) -> dict[str, Any]:
     return {"preset": spec.preset, "config": spec.config_file, "methods": spec.methods, "seeds": spec.seeds,
             "grid": [[k, v] for k, v in spec.grid], "set": spec.sets, "eval": spec.eval_attacks,
-            "eval_examples": spec.eval_examples, "eval_checkpoint": spec.eval_checkpoint,
+            "eval_examples": spec.eval_examples, "eval_limits": dict(spec.eval_limits),
+            "eval_checkpoint": spec.eval_checkpoint,
             "cells": [c.name for c in spec.cells()]}
 
 
@@ -356,9 +375,11 @@ def cell_command(spec: SweepSpec, state: CellState, device: str | None = None, p
     if spec.eval_attacks and state.action != "done":
         ckpt = str(state.path / "checkpoints" / f"{spec.eval_checkpoint}.pt")
         cmd = [prog, "eval", ckpt, "--attacks", ",".join(spec.eval_attacks), "--batch-size",
-               str(spec.eval_batch_size), "--out", str(state.path / "eval.json")]
+               str(spec.eval_batch_size), "--out", str(state.path / "eval.json"), "--reuse"]
         if spec.eval_examples is not None:
             cmd += ["--n-examples", str(spec.eval_examples)]
+        for a, k in spec.eval_limits.items():
+            cmd += ["--limit", f"{a}={k}"]
         if device:
             cmd += ["--device", device]
         parts.append(shlex.join(cmd))
@@ -379,11 +400,14 @@ def _int_list(raw: str, what: str) -> list[int]:
 
 
 def spec_from_args(args: argparse.Namespace) -> SweepSpec:
+    from .evaluation import parse_limits
+
     attacks = [a.strip() for a in args.eval.split(",") if a.strip()] if args.eval else None
     return SweepSpec(
         out=Path(args.out), methods=split_values(args.methods), seeds=_int_list(args.seeds, "--seeds"),
         preset=args.preset, config_file=args.config, grid=parse_grid(args.grid or []), sets=list(args.set or []),
-        eval_attacks=attacks, eval_examples=args.eval_examples, eval_batch_size=args.eval_batch_size,
+        eval_attacks=attacks, eval_examples=args.eval_examples,
+        eval_limits=parse_limits(args.eval_limit, "--eval-limit"), eval_batch_size=args.eval_batch_size,
         eval_checkpoint=args.eval_checkpoint)
 
 
@@ -430,6 +454,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--eval", default=None, metavar="ATTACKS",
                    help="after training, evaluate each cell into <cell>/eval.json, e.g. nat,pgd20,cw")
     p.add_argument("--eval-examples", type=int, default=None, help="the first N test examples")
+    p.add_argument("--eval-limit", action="append", metavar="ATTACK=N",
+                   help="run ATTACK on only the first N test examples (repeatable), e.g. --eval-limit aa=2000")
     p.add_argument("--eval-batch-size", type=int, default=256)
     p.add_argument("--eval-checkpoint", choices=["last", "best"], default="last")
     p.add_argument("--cell", default=None, metavar="I[,J…]", help="run only these cells (0-based, see --dry-run)")

@@ -24,7 +24,8 @@ from torch import Tensor, nn
 
 from . import distributed as dist_utils
 from .attacks.pgd import eval_mode, pgd
-from .checkpoint import load_checkpoint, load_state_checked, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (check_data_matches, load_checkpoint, load_state_checked, rng_state, save_checkpoint,
+                         set_rng_state)
 from .config import Config, config_from_dict, dump_yaml
 from .data.loader import Splits, default_augment, epoch_batches, load_splits, steps_per_epoch
 from .errors import IratError, TrainingDiverged
@@ -81,17 +82,6 @@ def _config_from_yaml(path: Path) -> Config:
     from .config import _read_yaml
 
     return config_from_dict(_read_yaml(path, "--resume"))
-
-
-def _check_data_matches(ckpt: dict[str, Any], splits: Splits, path: Path) -> None:
-    """The data of a resumed run must still fit the checkpoint's model (classes, channels, image size)."""
-    have = {"classes": splits.num_classes, "channels": splits.in_channels, "image size": list(splits.image_size)}
-    want = {"classes": ckpt.get("num_classes"), "channels": ckpt.get("in_channels"),
-            "image size": list(ckpt["image_size"]) if ckpt.get("image_size") is not None else None}
-    for what, value in have.items():
-        if want[what] is not None and want[what] != value:
-            raise IratError(f"data.name: {splits.name} now has {what} {value} but the checkpoint {path} was "
-                            f"trained with {what} {want[what]}")
 
 
 def _margin_range(name: str, num_classes: int) -> tuple[float, float]:
@@ -214,7 +204,7 @@ class Trainer:
         self.splits: Splits = load_splits(cfg, self.device)
         self.augment = cfg.data.augment if cfg.data.augment is not None else default_augment(self.splits)
         if ckpt is not None:
-            _check_data_matches(ckpt, self.splits, self.out_dir / "checkpoints" / "last.pt")
+            check_data_matches(ckpt, self.splits, self.out_dir / "checkpoints" / "last.pt")
         torch.manual_seed(cfg.seed)
         try:
             model = model_from_config(cfg, self.splits.num_classes, self.splits.in_channels, self.splits.image_size)

@@ -11,8 +11,8 @@ from .smallcnn import SmallCNN
 from .wrn import WideResNet
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
-    "smallcnn": lambda num_classes, in_channels, image_size, dropout=0.0, **_: SmallCNN(
-        num_classes, in_channels, image_size, dropout),
+    "smallcnn": lambda num_classes, in_channels, image_size, dropout=0.0, width=None, **_: SmallCNN(
+        num_classes, in_channels, image_size, dropout, width or 32),
     "resnet18": lambda num_classes, in_channels, **_: resnet18(num_classes, in_channels),
     "preact_resnet18": lambda num_classes, in_channels, **_: preact_resnet18(num_classes, in_channels),
     "wrn-34-10": lambda num_classes, in_channels, depth=None, width=None, **_: WideResNet(
