@@ -459,3 +459,29 @@ def test_adding_an_attack_reuses_the_stored_ones_and_matches_a_fresh_evaluation(
     for other in (dict(kw, eps=EPS / 2), dict(kw, n_examples=60), dict(kw, seed=1), dict(kw, limits={"pgd20": 40})):
         res = irat.evaluate(run["model"], fmnist, ["nat", "pgd20"], reuse=normal_eval, **other)
         assert res.report["reused"]["attacks"] == ([] if "limits" not in other else ["nat"])
+
+
+def test_checkpoint_reuse_needs_the_same_weights(run: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    kw = dict(n_examples=40, sanity_examples=20, device="cpu", out=out, reuse=True)
+    first = irat.evaluate_checkpoint(run["last"], attacks=["nat", "pgd20"], **kw)
+    assert first.report["reused"]["attacks"] == []
+    # the same weights in another file (other metadata): the stored attacks are kept
+    ckpt = torch.load(run["last"], weights_only=False)
+    ckpt["metrics"] = {"note": "a copy"}
+    copy = tmp_path / "copy.pt"
+    torch.save(ckpt, copy)
+    again = irat.evaluate_checkpoint(copy, attacks=["nat", "pgd20", "cw"], **kw)
+    assert again.report["reused"]["attacks"] == ["nat", "pgd20"]
+    assert again.report["checkpoint"]["path"] == str(copy)
+    # other weights (one weight moved by 1e-3): nothing is kept
+    from irat.checkpoint import state_hash
+
+    name = next(k for k in ckpt["model"] if k.endswith("weight"))
+    ckpt["model"][name] = ckpt["model"][name].clone()
+    ckpt["model"][name].view(-1)[0] += 1e-3
+    ckpt["model_sha256"] = state_hash(ckpt["model"])
+    moved = tmp_path / "moved.pt"
+    torch.save(ckpt, moved)
+    other = irat.evaluate_checkpoint(moved, attacks=["nat", "pgd20", "cw"], **kw)
+    assert other.report["reused"]["attacks"] == []

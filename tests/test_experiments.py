@@ -331,6 +331,16 @@ def test_gamma_beta_heat_map_and_grouping_by_varied_settings(tmp_path: Path) -> 
     assert cli.main(["report", str(tmp_path), "--intro", str(tmp_path / "missing.md")]) == 2
 
 
+def test_a_column_evaluated_on_fewer_seeds_says_so(tmp_path: Path) -> None:
+    _fake_run(tmp_path / "s0", 10.0, -0.5, 0, {"nat": 80.0, "pgd20": 40.0, "aa": 35.0})
+    _fake_run(tmp_path / "s1", 10.0, -0.5, 1, {"nat": 82.0, "pgd20": 42.0})
+    res = build_report([tmp_path], tmp_path / "r.md", analysis_examples=0)
+    (row,) = res.rows
+    assert row.n == 2 and row.cells["aa"] == (35.0, 0.0, 1)
+    line = next(x for x in res.markdown.read_text().splitlines() if x.startswith("| mail-at"))
+    assert "| 81.00 ± 1.41 | 41.00 ± 1.41 | 35.00 ± 0.00 (n=1) |" in line
+
+
 # --------------------------------------------------------------------------------------------- LM-PGD
 
 

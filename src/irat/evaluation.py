@@ -890,8 +890,9 @@ def evaluate_checkpoint(path: str | Path, attacks: str | Sequence[str] | None = 
 
     Writes eval.json to `out` (default: the run directory, i.e. the checkpoint's grandparent) with
     eval.md and eval_examples.json beside it. ε: explicit `eps`, else the protocol's, else training ε.
-    reuse: if that eval.json already holds results for this very checkpoint (same SHA-256), keep the
-    attacks it ran with the same settings and run only the others (see `evaluate`).
+    reuse: if that eval.json already holds results for this checkpoint (the file's SHA-256, or the
+    same architecture with the same weights' hash), keep the attacks it ran with the same settings
+    and run only the others (see `evaluate`).
     """
     from .api import model_from_checkpoint
     from .checkpoint import check_data_matches, load_checkpoint
@@ -916,8 +917,12 @@ def evaluate_checkpoint(path: str | Path, attacks: str | Sequence[str] | None = 
     out_path = Path(out) if out else path.parent.parent / "eval.json"
     digest = sha256_file(path)
     previous = load_eval(out_path) if reuse else None
-    if previous is not None and previous["report"].get("checkpoint", {}).get("sha256") != digest:
-        previous = None  # another checkpoint's results
+    if previous is not None:
+        stored = previous["report"].get("checkpoint", {})
+        same_weights = (ckpt.get("model_sha256") is not None and stored.get("model_sha256") == ckpt["model_sha256"]
+                        and previous["report"].get("model", {}).get("name") == cfg.model.name)
+        if stored.get("sha256") != digest and not same_weights:
+            previous = None  # another model's results
     result = evaluate(model, ds, names, eps=eps, protocol=proto, n_examples=n_examples, batch_size=batch_size,
                       seed=seed, device=dev, cascade=cascade, reuse=previous, masking_threshold=masking_threshold,
                       zero_grad_threshold=zero_grad_threshold, sanity_examples=sanity_examples, verbose=verbose,

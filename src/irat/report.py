@@ -254,9 +254,10 @@ def markdown_table(rows: list[Row], columns: list[str]) -> str:
             if c not in r.cells:
                 out.append("–")
                 continue
-            m, s, _ = r.cells[c]
+            m, s, k = r.cells[c]
             text = _pm(m, s)
-            out.append(f"**{text}**" if len(rows) > 1 and best[c] is not None and m == best[c] else text)
+            text = f"**{text}**" if len(rows) > 1 and best[c] is not None and m == best[c] else text
+            out.append(text if k == r.n else f"{text} (n={k})")  # fewer seeds evaluated with this attack
         lines.append("| " + " | ".join(out) + " |")
     return "\n".join(lines) + "\n"
 
