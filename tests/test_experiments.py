@@ -233,6 +233,14 @@ def test_report_table_matches_eval_json(sweep: dict[str, Any], report) -> None:
             assert float(row[f"{col}_std"]) == pytest.approx(std, abs=1e-9)
             assert f"{mean:.2f} ± {std:.2f}" in md
     assert "| method | seeds | NAT | PGD-20 |" in md
+    # the cost table: the training loop's seconds from metrics.jsonl, each attack's from eval.json
+    cost = md[md.index("### Cost"):]
+    for row in rows:
+        runs = sorted(out.glob(f"{row['method']}/seed*"))
+        train = np.mean([sum(json.loads(x)["seconds"] for x in (d / "metrics.jsonl").read_text().splitlines())
+                         for d in runs])
+        pgd = np.mean([json.loads((d / "eval.json").read_text())["attacks"]["pgd20"]["seconds"] for d in runs])
+        assert f"| {row['method']} | 2 | {train:.0f} | " in cost and f" | {pgd:.0f} |" in cost
     assert "steps=20" in md  # every attack parameter is printed
     tex = report.latex.read_text()
     assert r"\begin{tabular}" in tex and "PGD-20" in tex and r"\pm" in tex

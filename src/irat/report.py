@@ -306,6 +306,28 @@ def latex_table(rows: list[Row], columns: list[str], caption: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cost_table(rows: list[Row], columns: list[str]) -> str:
+    """Seconds per run (mean over the group's runs that have them): the training loop (the sum of the
+    epochs' `seconds` in metrics.jsonl, validation excluded) and each attack of the evaluation as
+    eval.json records it (results reused from an earlier evaluation keep that evaluation's time)."""
+    attacks = [c for c in columns if c != "worst"]
+    head = ["method"] + (["settings"] if any(r.group.settings for r in rows) else []) + \
+        ["runs", "training (s)"] + [f"{column_title(c)} (s)" for c in attacks]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * (len(head) - 2 - len(attacks)) +
+                                                           ["---:"] * (2 + len(attacks))) + "|"]
+    for r in rows:
+        train = [sum(float(m.get("seconds", 0.0)) for m in run.metrics) for run in r.group.runs if run.metrics]
+        out = [r.group.method] + ([r.group.settings_text] if len(head) > 3 + len(attacks) else []) + \
+            [str(len(r.group.runs)), f"{np.mean(train):.0f}" if train else "–"]
+        for c in attacks:
+            secs = [float(run.eval["attacks"][c]["seconds"]) for run in r.group.runs
+                    if run.eval and c in run.eval.get("attacks", {}) and "seconds" in run.eval["attacks"][c]]
+            out.append(f"{np.mean(secs):.0f}" + (f" (n={len(secs)})" if len(secs) != len(r.group.runs) else "")
+                       if secs else "–")
+        lines.append("| " + " | ".join(out) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def attack_notes(groups: list[Group], columns: list[str]) -> list[str]:
     """Every attack parameter (SPEC §7), the evaluated checkpoints and test examples, from the eval.json files."""
     params: dict[str, set[str]] = {}
@@ -524,6 +546,10 @@ def build_report(dirs: list[str | Path], out: str | Path = "report.md", *, analy
           "attacks (`worst`) is the per-example worst case. Best mean per column in bold.", ""]
     md.append(markdown_table(rows, columns) if columns else "_No eval.json found: run `irat eval` or "
                                                             "`irat sweep --eval`._\n")
+    if columns:
+        md += ["### Cost", "", "Seconds per run, mean over the runs that have them: the training loop (validation "
+               "excluded) and each attack over its examples, as measured on the machine that ran it.", "",
+               cost_table(rows, columns)]
     notes = attack_notes(groups, columns)
     if notes:
         md += ["### Attacks and checkpoints", "", *notes, ""]
