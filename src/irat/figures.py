@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -65,9 +66,11 @@ def training_curves(series: Mapping[str, Mapping[str, np.ndarray]], path: str | 
     """Validation accuracy per epoch. `series[label]` has "epoch" [E] and "nat", "pgd20" [S, E] (NaN =
     missing); lines are means over seeds S, bands ± one standard deviation."""
     fig, (ax_nat, ax_rob) = _panels(2, ncols=2)
+    many = len(series) > 10  # beyond tab10: 20 colours and alternating line styles, legend outside
+    colors = colormaps["tab20"].colors if many else colormaps["tab10"].colors
     for ax, key, name in ((ax_nat, "nat", "natural"), (ax_rob, "pgd20", robust_name)):
         drawn = False
-        for label, s in series.items():
+        for i, (label, s) in enumerate(series.items()):
             vals = np.asarray(s[key], dtype=float)
             if vals.size == 0 or np.all(np.isnan(vals)):
                 continue
@@ -77,7 +80,8 @@ def training_curves(series: Mapping[str, Mapping[str, np.ndarray]], path: str | 
                 mean = np.nanmean(vals, axis=0)
                 std = np.nanstd(vals, axis=0, ddof=1) if vals.shape[0] > 1 else np.zeros_like(mean)
             ok = ~np.isnan(mean)
-            line = ax.plot(epochs[ok], mean[ok], marker="o", ms=3, label=label)[0]
+            line = ax.plot(epochs[ok], mean[ok], marker="o", ms=3, label=label, color=colors[i % len(colors)],
+                           ls="-" if i % 2 == 0 or not many else "--")[0]
             if vals.shape[0] > 1:
                 ax.fill_between(epochs[ok], (mean - std)[ok], (mean + std)[ok], color=line.get_color(), alpha=0.2)
             drawn = True
@@ -85,10 +89,13 @@ def training_curves(series: Mapping[str, Mapping[str, np.ndarray]], path: str | 
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{name} validation accuracy (%)")
         ax.set_title(f"{name} accuracy during training")
-        if drawn:
-            ax.legend(fontsize="small")
-        else:
+        if not drawn:
             _empty(ax, "no validation metrics")
+    if ax_rob.get_legend_handles_labels()[0]:
+        if many:
+            fig.legend(*ax_rob.get_legend_handles_labels(), fontsize="small", loc="outside right center")
+        else:
+            ax_rob.legend(fontsize="small")
     return _finish(fig, path)
 
 
