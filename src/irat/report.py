@@ -307,7 +307,7 @@ def latex_table(rows: list[Row], columns: list[str], caption: str) -> str:
 
 
 def cost_table(rows: list[Row], columns: list[str]) -> str:
-    """Seconds per run (mean over the group's runs that have them): the training loop (the sum of the
+    """Seconds per finished (evaluated) run, mean over the group: the training loop (the sum of the
     epochs' `seconds` in metrics.jsonl, validation excluded) and each attack of the evaluation as
     eval.json records it (results reused from an earlier evaluation keep that evaluation's time)."""
     attacks = [c for c in columns if c != "worst"]
@@ -316,13 +316,14 @@ def cost_table(rows: list[Row], columns: list[str]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * (len(head) - 2 - len(attacks)) +
                                                            ["---:"] * (2 + len(attacks))) + "|"]
     for r in rows:
-        train = [sum(float(m.get("seconds", 0.0)) for m in run.metrics) for run in r.group.runs if run.metrics]
+        done = [run for run in r.group.runs if run.eval]  # finished runs: a partial one would lower the mean
+        train = [sum(float(m.get("seconds", 0.0)) for m in run.metrics) for run in done if run.metrics]
         out = [r.group.method] + ([r.group.settings_text] if len(head) > 3 + len(attacks) else []) + \
-            [str(len(r.group.runs)), f"{np.mean(train):.0f}" if train else "–"]
+            [str(len(done)), f"{np.mean(train):.0f}" if train else "–"]
         for c in attacks:
-            secs = [float(run.eval["attacks"][c]["seconds"]) for run in r.group.runs
-                    if run.eval and c in run.eval.get("attacks", {}) and "seconds" in run.eval["attacks"][c]]
-            out.append(f"{np.mean(secs):.0f}" + (f" (n={len(secs)})" if len(secs) != len(r.group.runs) else "")
+            secs = [float(run.eval["attacks"][c]["seconds"]) for run in done
+                    if c in run.eval.get("attacks", {}) and "seconds" in run.eval["attacks"][c]]
+            out.append(f"{np.mean(secs):.0f}" + (f" (n={len(secs)})" if len(secs) != len(done) else "")
                        if secs else "–")
         lines.append("| " + " | ".join(out) + " |")
     return "\n".join(lines) + "\n"
