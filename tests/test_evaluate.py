@@ -485,3 +485,36 @@ def test_checkpoint_reuse_needs_the_same_weights(run: dict[str, Any], tmp_path: 
     torch.save(ckpt, moved)
     other = irat.evaluate_checkpoint(moved, attacks=["nat", "pgd20", "cw"], **kw)
     assert other.report["reused"]["attacks"] == []
+
+
+def test_channels_last_evaluation_gives_the_same_results_and_restores_the_layout(run: dict[str, Any], fmnist,
+                                                                                  normal_eval) -> None:
+    model = run["model"]
+    # (a 1-channel kernel is contiguous in both layouts, so only the multi-channel ones tell them apart)
+    convs = [p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1]
+    assert convs and all(p.is_contiguous() for p in convs)
+    seen: list[bool] = []
+    hook = model.register_forward_pre_hook(
+        lambda m, _: seen.append(all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+                                     for p in convs)))
+    try:
+        plain = irat.evaluate(model, fmnist, ["nat", "pgd20", "pgd100", "cw"], eps=EPS, n_examples=80,
+                              sanity_examples=40, channels_last=False)
+        assert seen and not any(seen)
+        seen.clear()
+    finally:
+        hook.remove()
+    hook = model.register_forward_pre_hook(
+        lambda m, _: seen.append(all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+                                     for p in convs)))
+    try:
+        cl = normal_eval  # the default: channels-last weights during the evaluation
+        again = irat.evaluate(model, fmnist, ["nat", "pgd20"], eps=EPS, n_examples=80, sanity_examples=40)
+    finally:
+        hook.remove()
+    assert seen and all(seen)
+    assert cl.report["channels_last"] is True and plain.report["channels_last"] is False
+    # same per-example outcomes (the layout changes float rounding only) and the caller's layout is back
+    assert plain.examples["robust"] == cl.examples["robust"]
+    assert again.examples["robust"]["pgd20"] == cl.examples["robust"]["pgd20"]
+    assert all(p.is_contiguous() for p in convs)
