@@ -493,25 +493,21 @@ def test_channels_last_evaluation_gives_the_same_results_and_restores_the_layout
     # (a 1-channel kernel is contiguous in both layouts, so only the multi-channel ones tell them apart)
     convs = [p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1]
     assert convs and all(p.is_contiguous() for p in convs)
-    seen: list[bool] = []
-    hook = model.register_forward_pre_hook(
-        lambda m, _: seen.append(all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
-                                     for p in convs)))
-    try:
-        plain = irat.evaluate(model, fmnist, ["nat", "pgd20", "pgd100", "cw"], eps=EPS, n_examples=80,
-                              sanity_examples=40, channels_last=False)
-        assert seen and not any(seen)
-        seen.clear()
-    finally:
-        hook.remove()
-    hook = model.register_forward_pre_hook(
-        lambda m, _: seen.append(all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
-                                     for p in convs)))
-    try:
-        cl = normal_eval  # the default: channels-last weights during the evaluation
-        again = irat.evaluate(model, fmnist, ["nat", "pgd20"], eps=EPS, n_examples=80, sanity_examples=40)
-    finally:
-        hook.remove()
+    seen: list[bool] = []  # per forward: were the weights channels-last?
+
+    def evaluate_watching(**kw: Any) -> irat.evaluation.EvalResult:
+        hook = model.register_forward_pre_hook(lambda m, _: seen.append(all(
+            p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in convs)))
+        try:
+            return irat.evaluate(model, fmnist, eps=EPS, n_examples=80, sanity_examples=40, **kw)
+        finally:
+            hook.remove()
+
+    plain = evaluate_watching(attacks=["nat", "pgd20", "pgd100", "cw"], channels_last=False)
+    assert seen and not any(seen)
+    seen.clear()
+    cl = normal_eval  # the default: channels-last weights during the evaluation
+    again = evaluate_watching(attacks=["nat", "pgd20"])
     assert seen and all(seen)
     assert cl.report["channels_last"] is True and plain.report["channels_last"] is False
     # same per-example outcomes (the layout changes float rounding only) and the caller's layout is back
