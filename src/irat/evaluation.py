@@ -407,8 +407,8 @@ def evaluate(
     the same ε, parameters, examples, seed, batch size and cascade is taken from it, not run again,
     so adding an attack to an evaluation runs only the new one (and cascades from the stored codes).
     channels_last: run the model with channels-last weights, as the trainer does (the same numbers up
-    to float rounding; on CPU AutoAttack runs ~1.5× faster on the small CNN); the model's own layout
-    is restored afterwards.
+    to float rounding; AutoAttack 1.27× faster on the small CNN on CPU, benchmarks/eval_layout.py);
+    the model's own layout is restored afterwards.
     Returns an `EvalResult`; `.save(path)` writes eval.json, eval.md and eval_examples.json.
     """
     names = parse_attacks(attacks)
