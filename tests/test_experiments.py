@@ -23,7 +23,7 @@ from irat import cli
 from irat.attacks.lmpgd import lm_pgd
 from irat.attacks.pgd import attack_loss, pgd
 from irat.errors import IratError
-from irat.report import build_report
+from irat.report import build_report, find_runs, group_runs, paired_rows
 from irat.sweep import Cell, SweepSpec, parse_grid, run_sweep, split_values
 
 train_mod = __import__("importlib").import_module("irat.trainer")
@@ -278,13 +278,13 @@ def test_every_report_figure_is_drawn_and_labelled(report) -> None:
         assert np.all((a.pm_nat >= -1) & (a.pm_nat <= 1))
 
 
-def _fake_run(d: Path, gamma: float, beta: float, seed: int, acc: dict[str, float]) -> None:
+def _fake_run(d: Path, gamma: float, beta: float, seed: int, acc: dict[str, float], method: str = "mail-at") -> None:
     d.mkdir(parents=True)
-    cfg = {"method": "mail-at", "seed": seed, "epochs": 3, "device": "cpu",
+    cfg = {"method": method, "seed": seed, "epochs": 3, "device": "cpu",
            "reweight": {"margin": "pm_adv", "gamma": gamma, "beta": beta, "from_epoch": 2},
            "optim": {"milestones": [2]}}
     (d / "config.yaml").write_text(yaml.safe_dump(cfg))
-    (d / "eval.json").write_text(json.dumps({"accuracy": acc, "method": "mail-at", "attacks": {
+    (d / "eval.json").write_text(json.dumps({"accuracy": acc, "method": method, "attacks": {
         "nat": {}, "pgd20": {"eps": 0.1, "steps": 20}}, "checkpoint": {"path": "x/checkpoints/last.pt", "epoch": 3}}))
     lines = []
     for e in (1, 2, 3):
@@ -439,3 +439,28 @@ def test_analyze_lps_writes_the_mail_fig_1b_and_fig_4_data(sweep: dict[str, Any]
     assert s["n_examples"] == 16 and sum(s["lps_counts"]) == 16 and len(s["lps_counts"]) == 3  # LPS in 0..T, T = 2
     for name in ("lps_hist.png", "pm_vs_lps.png"):
         _assert_png(tmp_path / name)
+
+
+def test_paired_table_differences_runs_of_the_same_seed(tmp_path: Path) -> None:
+    acc = {("at", 0): (60.0, 55.0), ("at", 1): (70.0, 58.0), ("at", 2): (65.0, 50.0),
+           ("mail-at", 0): (61.0, 53.0), ("mail-at", 1): (72.0, 55.0),  # no seed 2
+           ("clirat", 0): (62.0, 54.0), ("clirat", 1): (71.0, 57.0), ("clirat", 2): (66.0, 51.0)}
+    for (method, seed), (pgd20, cw) in acc.items():
+        extra = {"aa": cw - 1.0} if (method, seed) == ("clirat", 0) else {}
+        _fake_run(tmp_path / method / f"s{seed}", 10.0, -0.5, seed,
+                  {"nat": 80.0, "pgd20": pgd20, "cw": cw, **extra, "worst": cw - 2.0}, method=method)
+    res = build_report([tmp_path], tmp_path / "r.md", analysis_examples=0)
+    text = res.markdown.read_text()
+    pairs = {(r.group.method, r.baseline.method): r for r in paired_rows(group_runs(find_runs([tmp_path])),
+                                                                          res.columns)}
+    assert set(pairs) == {("mail-at", "at"), ("clirat", "at"), ("clirat", "mail-at")}
+    m = pairs[("mail-at", "at")]
+    assert m.seeds == [0, 1]
+    assert m.cells["pgd20"] == pytest.approx((1.5, np.std([1.0, 2.0], ddof=1), 2))
+    assert m.cells["cw"] == pytest.approx((-2.5, np.std([-2.0, -3.0], ddof=1), 2))
+    c = pairs[("clirat", "at")]
+    assert c.seeds == [0, 1, 2] and c.cells["pgd20"][0] == pytest.approx(4.0 / 3)
+    assert "aa" not in c.cells  # AutoAttack only on clirat's seed 0: nothing to pair
+    # worst over other attack sets (clirat seed 0 has AA, AT does not) is left out of the difference
+    assert c.cells["worst"][2] == 2
+    assert "| mail-at − at | 0,1 | +0.00 ± 0.00 | +1.50 ± 0.71 | -2.50 ± 0.71 |" in text

@@ -329,6 +329,77 @@ def cost_table(rows: list[Row], columns: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def paired_baselines(method: str) -> list[str]:
+    """What a reweighted method is compared with, seed by seed: the unweighted method of its objective
+    (at, trades or mart), and for a CL-PM method its PM_adv (MAIL) twin with the same weighting."""
+    from .methods import METHODS
+
+    d = METHODS.get(method)
+    if d is None or d["reweight"]["margin"] == "none":
+        return []
+    out = [d["objective"]] if d["objective"] in METHODS else []
+    if d["reweight"]["margin"] == "cl_pm":
+        twin = {**d["reweight"], "margin": "pm_adv"}
+        out += [m for m, e in METHODS.items() if e["objective"] == d["objective"] and e["reweight"] == twin
+                and e["tradeoff"] == d["tradeoff"]]
+    return out
+
+
+@dataclass
+class PairedRow:
+    group: Group
+    baseline: Group
+    seeds: list[int]  # seeds both groups have evaluated
+    cells: dict[str, tuple[float, float, int]]  # column -> (mean, std, n) of the per-seed differences
+
+
+def paired_rows(groups: list[Group], columns: list[str]) -> list[PairedRow]:
+    """Per-seed differences `method − baseline` (see `paired_baselines`) between groups with the same
+    settings. The same seed means the same initial weights, data order and attack noise, so these
+    differences do not carry the seed-to-seed spread of the two means."""
+    by_key = {(g.method, g.settings_text): g for g in groups}
+    rows = []
+    for g in groups:
+        for base in paired_baselines(g.method):
+            b = by_key.get((base, g.settings_text))
+            if b is None:
+                continue
+            mine = {r.seed: r.eval["accuracy"] for r in g.runs if r.eval and "accuracy" in r.eval}
+            theirs = {r.seed: r.eval["accuracy"] for r in b.runs if r.eval and "accuracy" in r.eval}
+            seeds = sorted(set(mine) & set(theirs))
+            cells = {}
+            for c in columns:
+                # the worst case is comparable only over the same attacks
+                diffs = [float(mine[s][c]) - float(theirs[s][c]) for s in seeds
+                         if mine[s].get(c) is not None and theirs[s].get(c) is not None
+                         and (c != "worst" or set(mine[s]) == set(theirs[s]))]
+                if diffs:
+                    cells[c] = (*mean_std(diffs), len(diffs))
+            if seeds:
+                rows.append(PairedRow(g, b, seeds, cells))
+    return rows
+
+
+def paired_table(rows: list[PairedRow], columns: list[str]) -> str:
+    with_settings = any(r.group.settings for r in rows)
+    head = ["method − baseline"] + (["settings"] if with_settings else []) + ["seeds"] + \
+        [column_title(c) for c in columns]
+    lines = ["| " + " | ".join(head) + " |",
+             "|" + "|".join(["---"] * (1 + with_settings) + ["---:"] * (1 + len(columns))) + "|"]
+    for r in rows:
+        out = [f"{r.group.method} − {r.baseline.method}"] + ([r.group.settings_text] if with_settings else []) + \
+            [",".join(map(str, r.seeds))]
+        for c in columns:
+            if c not in r.cells:
+                out.append("–")
+                continue
+            m, sd, k = r.cells[c]
+            text = f"{m:+.2f} ± {sd:.2f}"
+            out.append(text if k == len(r.seeds) else f"{text} (n={k})")
+        lines.append("| " + " | ".join(out) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def attack_notes(groups: list[Group], columns: list[str]) -> list[str]:
     """Every attack parameter (SPEC §7), the evaluated checkpoints and test examples, from the eval.json files."""
     params: dict[str, set[str]] = {}
@@ -551,6 +622,14 @@ def build_report(dirs: list[str | Path], out: str | Path = "report.md", *, analy
         md += ["### Cost", "", "Seconds per run, mean over the runs that have them: the training loop (validation "
                "excluded) and each attack over its examples, as measured on the machine that ran it.", "",
                cost_table(rows, columns)]
+        paired = paired_rows(groups, columns)
+        if paired:
+            md += ["### Paired by seed: reweighted method − its baseline", "",
+                   "Accuracy differences (points) between runs of the same seed — the same initial weights, data "
+                   "order and attack noise — mean ± std over the seeds both have. The baseline is the unweighted "
+                   "method of the same objective and, for a CL-PM method, its PM_adv (MAIL) twin. Methods with "
+                   "the same objective and trade-off train identically until reweighting starts, so there the "
+                   "difference is the reweighting's alone.", "", paired_table(paired, columns)]
     notes = attack_notes(groups, columns)
     if notes:
         md += ["### Attacks and checkpoints", "", *notes, ""]
