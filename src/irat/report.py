@@ -24,7 +24,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import yaml
@@ -242,24 +242,37 @@ def _pm(mean: float, std: float, sep: str = " ± ") -> str:
     return f"{mean:.2f}{sep}{std:.2f}"
 
 
+def _md_table(head: list[str], n_text: int, body: list[list[str]]) -> str:
+    """A Markdown table whose first `n_text` columns are left-aligned and the rest right-aligned."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * n_text + ["---:"] * (len(head) - n_text)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines) + "\n"
+
+
+def _cell_texts(cells: dict[str, tuple[float, float, int]], columns: list[str], n: int,
+                fmt: Callable[[str, float, float], str]) -> list[str]:
+    """One text per column: `fmt(column, mean, std)`, "(n=k)" when fewer than n values, "–" when none."""
+    out = []
+    for c in columns:
+        if c not in cells:
+            out.append("–")
+            continue
+        m, sd, k = cells[c]
+        out.append(fmt(c, m, sd) if k == n else f"{fmt(c, m, sd)} (n={k})")
+    return out
+
+
 def markdown_table(rows: list[Row], columns: list[str]) -> str:
     with_settings = any(r.group.settings for r in rows)
     head = ["method"] + (["settings"] if with_settings else []) + ["seeds"] + [column_title(c) for c in columns]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * (1 + with_settings) + ["---:"] *
-                                                           (1 + len(columns))) + "|"]
     best = {c: _best(rows, c) for c in columns}
-    for r in rows:
-        out = [r.group.method] + ([r.group.settings_text] if with_settings else []) + [str(r.n)]
-        for c in columns:
-            if c not in r.cells:
-                out.append("–")
-                continue
-            m, s, k = r.cells[c]
-            text = _pm(m, s)
-            text = f"**{text}**" if len(rows) > 1 and best[c] is not None and m == best[c] else text
-            out.append(text if k == r.n else f"{text} (n={k})")  # fewer seeds evaluated with this attack
-        lines.append("| " + " | ".join(out) + " |")
-    return "\n".join(lines) + "\n"
+
+    def fmt(c: str, m: float, sd: float) -> str:
+        return f"**{_pm(m, sd)}**" if len(rows) > 1 and best[c] is not None and m == best[c] else _pm(m, sd)
+
+    body = [[r.group.method] + ([r.group.settings_text] if with_settings else []) + [str(r.n)]
+            + _cell_texts(r.cells, columns, r.n, fmt) for r in rows]  # (n=k): fewer seeds with this attack
+    return _md_table(head, 1 + with_settings, body)
 
 
 def csv_table(rows: list[Row], columns: list[str]) -> str:
@@ -384,20 +397,10 @@ def paired_table(rows: list[PairedRow], columns: list[str]) -> str:
     with_settings = any(r.group.settings for r in rows)
     head = ["method − baseline"] + (["settings"] if with_settings else []) + ["seeds"] + \
         [column_title(c) for c in columns]
-    lines = ["| " + " | ".join(head) + " |",
-             "|" + "|".join(["---"] * (1 + with_settings) + ["---:"] * (1 + len(columns))) + "|"]
-    for r in rows:
-        out = [f"{r.group.method} − {r.baseline.method}"] + ([r.group.settings_text] if with_settings else []) + \
-            [",".join(map(str, r.seeds))]
-        for c in columns:
-            if c not in r.cells:
-                out.append("–")
-                continue
-            m, sd, k = r.cells[c]
-            text = f"{m:+.2f} ± {sd:.2f}"
-            out.append(text if k == len(r.seeds) else f"{text} (n={k})")
-        lines.append("| " + " | ".join(out) + " |")
-    return "\n".join(lines) + "\n"
+    body = [[f"{r.group.method} − {r.baseline.method}"] + ([r.group.settings_text] if with_settings else [])
+            + [",".join(map(str, r.seeds))]
+            + _cell_texts(r.cells, columns, len(r.seeds), lambda c, m, sd: f"{m:+.2f} ± {sd:.2f}") for r in rows]
+    return _md_table(head, 1 + with_settings, body)
 
 
 def attack_notes(groups: list[Group], columns: list[str]) -> list[str]:
