@@ -324,22 +324,22 @@ def cost_table(rows: list[Row], columns: list[str]) -> str:
     epochs' `seconds` in metrics.jsonl, validation excluded) and each attack of the evaluation as
     eval.json records it (results reused from an earlier evaluation keep that evaluation's time)."""
     attacks = [c for c in columns if c != "worst"]
-    head = ["method"] + (["settings"] if any(r.group.settings for r in rows) else []) + \
-        ["runs", "training (s)"] + [f"{column_title(c)} (s)" for c in attacks]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * (len(head) - 2 - len(attacks)) +
-                                                           ["---:"] * (2 + len(attacks))) + "|"]
+    with_settings = any(r.group.settings for r in rows)
+    head = ["method"] + (["settings"] if with_settings else []) + ["runs", "training (s)"] + \
+        [f"{column_title(c)} (s)" for c in attacks]
+    body = []
     for r in rows:
         done = [run for run in r.group.runs if run.eval]  # finished runs: a partial one would lower the mean
         train = [sum(float(m.get("seconds", 0.0)) for m in run.metrics) for run in done if run.metrics]
-        out = [r.group.method] + ([r.group.settings_text] if len(head) > 3 + len(attacks) else []) + \
+        out = [r.group.method] + ([r.group.settings_text] if with_settings else []) + \
             [str(len(done)), f"{np.mean(train):.0f}" if train else "–"]
         for c in attacks:
             secs = [float(run.eval["attacks"][c]["seconds"]) for run in done
                     if c in run.eval.get("attacks", {}) and "seconds" in run.eval["attacks"][c]]
             out.append(f"{np.mean(secs):.0f}" + (f" (n={len(secs)})" if len(secs) != len(done) else "")
                        if secs else "–")
-        lines.append("| " + " | ".join(out) + " |")
-    return "\n".join(lines) + "\n"
+        body.append(out)
+    return _md_table(head, 1 + with_settings, body)
 
 
 def paired_baselines(method: str) -> list[str]:
