@@ -659,7 +659,8 @@ def register(subparsers: Any) -> None:
                    help="also run benchmarks/reference_loop.py on the same model and data (reference_ratio)")
     p.add_argument("--reference-workers", type=int, default=0, help="DataLoader workers of the reference loop")
     p.add_argument("--epochs", type=int, default=3, help=argparse.SUPPRESS)
-    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. attack.steps=5 fast.amp=true")
+    p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE",
+                   help="config overrides (repeatable), e.g. --set attack.steps=5 --set fast.amp=true")
     p.set_defaults(func=_cmd_bench, _bench_parser=p)
 
 

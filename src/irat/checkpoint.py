@@ -29,7 +29,7 @@ def state_hash(state: dict[str, torch.Tensor]) -> str:
     """sha256 over the model state's names, dtypes, shapes and bytes, in key order."""
     h = hashlib.sha256()
     for key in sorted(state):
-        t = state[key].detach().cpu().contiguous()
+        t = state[key].detach().cpu().contiguous().reshape(-1)  # 0-dim (BatchNorm's num_batches_tracked) too
         h.update(key.encode())
         h.update(str(t.dtype).encode())
         h.update(str(tuple(t.shape)).encode())

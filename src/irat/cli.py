@@ -18,9 +18,29 @@ from .errors import IratError
 _EXTENSIONS: tuple[str, ...] = ("sweep", "report", "analysis", "export", "bench")
 
 
+class _StoreOnce(argparse._StoreAction):
+    """A single-valued option given twice is an error, not a silent 'the last one wins'."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+        seen = namespace.__dict__.setdefault("_given", {})
+        if self.dest in seen:
+            raise IratError(f"{option_string}: given twice ({seen[self.dest]!r} and {values!r}); give it once")
+        seen[self.dest] = values
+        super().__call__(parser, namespace, values, option_string)
+
+
 class _Parser(argparse.ArgumentParser):
+    """One-line errors (exit 2). Repeating a single-valued option is refused; options that take a list
+    (`--set`, `--limit`, `--grid`, …) declare `action="extend"` or `"append"` and collect every flag."""
+
     def error(self, message: str) -> None:  # one line, exit 2
         raise IratError(f"{self.prog}: {message}")
+
+    def add_argument(self, *args, **kwargs):  # type: ignore[override]
+        if args and str(args[0]).startswith("-") and kwargs.get("action") in (None, "store") \
+                and kwargs.get("nargs") is None:
+            kwargs["action"] = _StoreOnce
+        return super().add_argument(*args, **kwargs)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -80,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model (AT, TRADES, MART, FAT, AWP, GAIRAT, MAIL, CLIRAT, …)")
     t.add_argument("--preset", help="a preset name (see `irat presets`)")
     t.add_argument("--config", help="a YAML config file")
-    t.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override config keys, e.g. attack.eps=0.1")
+    t.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE",
+                   help="override config keys (repeatable; each flag takes one or more), e.g. --set attack.eps=0.1 "
+                        "--set seed=1")
     t.add_argument("--out", help="run directory (default runs/<preset>-<method>-seed<seed>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")

@@ -54,8 +54,8 @@ class ModelConfig:
     mean: list[float] | None = None
     std: list[float] | None = None
     depth: int | None = None  # WRN depth (default from the name)
-    width: int | None = None  # WRN widen factor; smallcnn: first-stage channels (default 32)
-    dropout: float = 0.0  # small CNN classifier dropout (TRADES used 0.5)
+    width: int | None = None  # WRN widen factor (10); ResNet/PreAct base width (64); smallcnn first stage (32)
+    dropout: float = 0.0  # small CNN classifier dropout (TRADES used 0.5); other architectures refuse it
 
 
 @dataclass
@@ -378,7 +378,7 @@ def validate(cfg: Config) -> None:
     from .data.loader import check_data_name
     from .margins import MARGINS
     from .methods import METHODS
-    from .models import MODELS
+    from .models import MODELS, architecture_keys
     from .objectives import OBJECTIVES
     from .weighting import GAIR_KINDS, NORMS, WEIGHTINGS
 
@@ -417,6 +417,7 @@ def validate(cfg: Config) -> None:
            "null or an integer >= 10 (e.g. 28, 32, 34)", m.depth)
     _check(m.width is None or (_int(m.width) and m.width >= 1), "model.width", "null or an integer >= 1", m.width)
     _check(_finite(m.dropout) and 0 <= m.dropout < 1, "model.dropout", "a number in [0, 1)", m.dropout)
+    architecture_keys(m.name, depth=m.depth, width=m.width, dropout=m.dropout)
 
     a = cfg.attack
     _check(_finite(a.eps) and a.eps >= 0, "attack.eps", "a finite number >= 0", a.eps)

@@ -449,7 +449,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seeds", default="0", help="comma list of seeds (default 0)")
     p.add_argument("--grid", action="append", metavar="KEY=V1,V2,…",
                    help="a config key to vary (repeatable; cells are the product), e.g. reweight.gamma=2,5,10")
-    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="overrides common to all cells")
+    p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE",
+                   help="overrides common to all cells (repeatable)")
     p.add_argument("--out", required=True, help="the sweep directory")
     p.add_argument("--eval", default=None, metavar="ATTACKS",
                    help="after training, evaluate each cell into <cell>/eval.json, e.g. nat,pgd20,cw")

@@ -1,6 +1,7 @@
 """Model registry: `create_model(name, num_classes, in_channels, **kwargs)`; inputs always in [0, 1]."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -10,18 +11,50 @@ from .resnet import preact_resnet18, resnet18
 from .smallcnn import SmallCNN
 from .wrn import WideResNet
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    "smallcnn": lambda num_classes, in_channels, image_size, dropout=0.0, width=None, **_: SmallCNN(
-        num_classes, in_channels, image_size, dropout, width or 32),
-    "resnet18": lambda num_classes, in_channels, **_: resnet18(num_classes, in_channels),
-    "preact_resnet18": lambda num_classes, in_channels, **_: preact_resnet18(num_classes, in_channels),
-    "wrn-34-10": lambda num_classes, in_channels, depth=None, width=None, **_: WideResNet(
-        depth or 34, width or 10, num_classes, in_channels),
-    "wrn-32-10": lambda num_classes, in_channels, depth=None, width=None, **_: WideResNet(
-        depth or 32, width or 10, num_classes, in_channels),
-    "wrn": lambda num_classes, in_channels, depth=None, width=None, **_: WideResNet(
-        depth or 28, width or 10, num_classes, in_channels),
+@dataclass(frozen=True)
+class ArchSpec:
+    """An architecture: `build(num_classes, in_channels, image_size, **keys)` and the model keys it uses
+    (any other `model.*` key set to a non-default value is refused, never silently dropped)."""
+
+    build: Callable[..., nn.Module]
+    keys: frozenset[str]
+    doc: str
+
+
+def _wrn(default_depth: int, default_width: int) -> ArchSpec:
+    return ArchSpec(lambda num_classes, in_channels, image_size, depth=None, width=None: WideResNet(
+        depth or default_depth, width or default_width, num_classes, in_channels), frozenset({"depth", "width"}),
+        f"Wide ResNet, depth {default_depth}, widen factor {default_width} (model.depth, model.width)")
+
+
+MODELS: dict[str, ArchSpec] = {
+    "smallcnn": ArchSpec(lambda num_classes, in_channels, image_size, dropout=0.0, width=None: SmallCNN(
+        num_classes, in_channels, image_size, dropout, width or 32), frozenset({"width", "dropout"}),
+        "TRADES' small CNN (model.width: first-stage channels, 32; model.dropout)"),
+    "resnet18": ArchSpec(lambda num_classes, in_channels, image_size, width=None: resnet18(
+        num_classes, in_channels, width or 64), frozenset({"width"}), "ResNet-18 (model.width: base width, 64)"),
+    "preact_resnet18": ArchSpec(lambda num_classes, in_channels, image_size, width=None: preact_resnet18(
+        num_classes, in_channels, width or 64), frozenset({"width"}),
+        "PreAct-ResNet-18 (model.width: base width, 64)"),
+    "wrn-34-10": _wrn(34, 10),
+    "wrn-32-10": _wrn(32, 10),
+    "wrn": _wrn(28, 10),
 }
+
+# a key at one of these values is "not set" (dropout 0 is what every architecture without dropout does)
+_UNSET: dict[str, tuple] = {"depth": (None,), "width": (None,), "dropout": (0, 0.0, None)}
+
+
+def architecture_keys(name: str, **keys) -> dict:
+    """The model keys that are set, checked against what `name` uses: ConfigError naming the first
+    key the architecture would ignore."""
+    spec = MODELS[name]
+    given = {k: v for k, v in keys.items() if v not in _UNSET.get(k, (None,))}
+    for key in sorted(set(given) - spec.keys):
+        from ..errors import ConfigError
+        uses = ", ".join(f"model.{k}" for k in sorted(spec.keys)) or "no model keys"
+        raise ConfigError(f"model.{key}", f"unset ({name} does not use it; it takes {uses})", given[key])
+    return given
 
 
 class Normalize(nn.Module):
@@ -55,7 +88,7 @@ def create_model(name: str, num_classes: int, in_channels: int = 3, image_size: 
     if name not in MODELS:
         from ..errors import ConfigError
         raise ConfigError("model.name", f"one of: {', '.join(sorted(MODELS))}", name)
-    net = MODELS[name](num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
+    net = MODELS[name].build(num_classes, in_channels, image_size, **architecture_keys(name, **kwargs))
     norm = None
     if normalize:
         norm = Normalize(mean or [0.5] * in_channels, std or [0.5] * in_channels)
@@ -68,4 +101,4 @@ def model_from_config(cfg, num_classes: int, in_channels: int, image_size: tuple
                         std=m.std, depth=m.depth, width=m.width, dropout=m.dropout)
 
 
-__all__ = ["MODELS", "Classifier", "Normalize", "create_model", "model_from_config"]
+__all__ = ["MODELS", "ArchSpec", "architecture_keys", "Classifier", "Normalize", "create_model", "model_from_config"]

@@ -1,4 +1,4 @@
-"""ResNet-18 (CIFAR variant: 3×3 stem, no max-pool) and PreAct-ResNet-18."""
+"""ResNet-18 (CIFAR variant: 3×3 stem, no max-pool) and PreAct-ResNet-18, at any base width (64 = the papers')."""
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -47,17 +47,17 @@ class PreActBlock(nn.Module):
 
 class ResNet(nn.Module):
     def __init__(self, block: type[nn.Module], num_blocks: list[int], num_classes: int, in_channels: int,
-                 preact: bool = False):
+                 preact: bool = False, width: int = 64):
         super().__init__()
         self.preact = preact
-        self.in_planes = 64
-        self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.layer1 = self._make_layer(block, 64, num_blocks[0], 1)
-        self.layer2 = self._make_layer(block, 128, num_blocks[1], 2)
-        self.layer3 = self._make_layer(block, 256, num_blocks[2], 2)
-        self.layer4 = self._make_layer(block, 512, num_blocks[3], 2)
-        self.linear = nn.Linear(512, num_classes)
+        self.in_planes = width
+        self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.layer1 = self._make_layer(block, width, num_blocks[0], 1)
+        self.layer2 = self._make_layer(block, 2 * width, num_blocks[1], 2)
+        self.layer3 = self._make_layer(block, 4 * width, num_blocks[2], 2)
+        self.layer4 = self._make_layer(block, 8 * width, num_blocks[3], 2)
+        self.linear = nn.Linear(8 * width, num_classes)
 
     def _make_layer(self, block: type[nn.Module], planes: int, n: int, stride: int) -> nn.Sequential:
         layers = []
@@ -78,15 +78,17 @@ class ResNet(nn.Module):
 
 
 class PreActResNet(ResNet):
-    def __init__(self, num_blocks: list[int], num_classes: int, in_channels: int):
-        super().__init__(PreActBlock, num_blocks, num_classes, in_channels, preact=True)
+    def __init__(self, num_blocks: list[int], num_classes: int, in_channels: int, width: int = 64):
+        super().__init__(PreActBlock, num_blocks, num_classes, in_channels, preact=True, width=width)
         del self.bn1
-        self.bn1_final = nn.BatchNorm2d(512)
+        self.bn1_final = nn.BatchNorm2d(8 * width)
 
 
-def resnet18(num_classes: int = 10, in_channels: int = 3) -> ResNet:
-    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels)
+def resnet18(num_classes: int = 10, in_channels: int = 3, width: int = 64) -> ResNet:
+    """ResNet-18; `width` is the first stage's channels (64: the papers' network), doubled per stage."""
+    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels, width=width)
 
 
-def preact_resnet18(num_classes: int = 10, in_channels: int = 3) -> PreActResNet:
-    return PreActResNet([2, 2, 2, 2], num_classes, in_channels)
+def preact_resnet18(num_classes: int = 10, in_channels: int = 3, width: int = 64) -> PreActResNet:
+    """PreAct-ResNet-18; `width` as for resnet18."""
+    return PreActResNet([2, 2, 2, 2], num_classes, in_channels, width=width)
