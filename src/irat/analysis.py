@@ -111,11 +111,9 @@ def lps_vs_pm(model: nn.Module, cfg: Config, x: Tensor, y: Tensor, *, batch_size
     """Run the training attack on (x, y) and return LPS, κ and PM_nat per example (MAIL Fig. 1b / 4)."""
     from .data.loader import generator
     from .margins import lps, pm_nat
-    from .objectives import OBJECTIVES
 
-    obj = OBJECTIVES[cfg.objective]
     a = cfg.attack
-    loss, start = a.loss or obj.attack_loss, a.start or obj.attack_start
+    loss, start = cfg.training_attack.loss, cfg.training_attack.start
     g = generator(x.device, seed, 43)
     out: dict[str, list[Tensor]] = {k: [] for k in ("kappa", "first", "pm", "robust")}
     for i in range(0, x.shape[0], batch_size):

@@ -1,6 +1,6 @@
 """Adversarial weight perturbation (Wu et al., 2020) on top of AT or TRADES.
 
-A proxy copy of the model takes one ascent step on the training loss; the per-layer relative
+A proxy copy of the model takes one ascent step on the (global-batch) training loss; the per-layer relative
 difference, scaled by γ_awp, perturbs the conv/linear weights of the real model for its update,
 and is removed right after the optimizer step. BN statistics are touched only in the proxy.
 """
@@ -11,6 +11,8 @@ from typing import Callable
 
 import torch
 from torch import Tensor, nn
+
+from . import distributed as dist_utils
 
 
 def _perturbable(model: nn.Module) -> dict[str, Tensor]:
@@ -36,6 +38,14 @@ class AWP:
         loss = -loss_fn(self.proxy)
         self.proxy_opt.zero_grad(set_to_none=True)
         loss.backward()
+        # under DDP every rank holds its slice of the batch: sum the proxy gradients, so that every
+        # rank takes the same ascent step and perturbs its replica identically (loss_fn returns this
+        # rank's share of the global-batch mean)
+        grads = [p.grad for p in self.proxy.parameters() if p.grad is not None]
+        if grads and dist_utils.rank_world()[1] > 1:
+            flat = dist_utils.all_reduce_sum(torch.cat([g.reshape(-1) for g in grads]))
+            for g, summed in zip(grads, flat.split([g.numel() for g in grads])):
+                g.copy_(summed.view_as(g))
         self.proxy_opt.step()
         diff = {}
         with torch.no_grad():

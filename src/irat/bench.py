@@ -93,12 +93,11 @@ def _trainer(method: str, args: argparse.Namespace, tmp: Path, n_train: int, ext
 
 def _batches(trainer, n: int, epoch: int = 1) -> list:
     from .data.loader import epoch_batches
-    from .objectives import OBJECTIVES
 
     cfg = trainer.cfg
     it = epoch_batches(trainer.splits.x_train, trainer.splits.y_train, batch_size=cfg.batch_size, seed=cfg.seed,
                        epoch=epoch, device=trainer.device, augment=trainer.augment,
-                       noise_kind=cfg.attack.start or OBJECTIVES[cfg.objective].attack_start,
+                       noise_kind=cfg.training_attack.start,
                        channels_last=trainer.channels_last)
     return [b for _, b in zip(range(n), it)]
 
@@ -207,7 +206,6 @@ def _step_fn(trainer, batches: list, epoch: int = 1) -> Callable[[], None]:
 def irat_epoch(trainer, epoch: int) -> tuple[int, float]:
     """One epoch of the trainer's batch loop (Trainer.run without summary/checkpoints): (images, seconds)."""
     from .data.loader import epoch_batches
-    from .objectives import OBJECTIVES
     from .trainer import NAN_CHECK_EVERY, EpochStats
 
     cfg = trainer.cfg
@@ -218,7 +216,7 @@ def irat_epoch(trainer, epoch: int) -> tuple[int, float]:
     for batch in epoch_batches(trainer.splits.x_train, trainer.splits.y_train, batch_size=cfg.batch_size,
                                seed=cfg.seed, epoch=epoch, device=trainer.device, augment=trainer.augment,
                                rank=trainer.rank, world=trainer.world,
-                               noise_kind=cfg.attack.start or OBJECTIVES[cfg.objective].attack_start,
+                               noise_kind=cfg.training_attack.start,
                                channels_last=trainer.channels_last):
         loss = trainer.step(batch.x, batch.y, batch.noise, batch.global_size, epoch, stats)
         trainer._note_finite(loss, epoch, batch.step)
@@ -236,31 +234,26 @@ def reweight_ops_seconds(trainer, batch, reps: int = 200) -> float:
     the part of a step that differs between a method and its base objective, measured precisely
     where a wall-clock difference of whole steps would drown in noise."""
     from .attacks.pgd import pgd
-    from .margins import MARGINS, MarginInputs, compute_margin
-    from .objectives import OBJECTIVES
-    from .weighting import WEIGHTINGS, normalize
+    from .margins import MARGINS, MarginInputs
+    from .weighting import reweight
 
     cfg, r = trainer.cfg, trainer.cfg.reweight
     if r.margin == "none":
         return 0.0
     needs = MARGINS[r.margin].needs
-    obj = OBJECTIVES[cfg.objective]
     with trainer._autocast():
         res = pgd(trainer.attack_model, batch.x, batch.y, cfg.attack.eps, cfg.attack.steps, cfg.attack.step_size,
-                  loss="ce", start=cfg.attack.start or obj.attack_start, noise=batch.noise,
+                  loss="ce", start=cfg.training_attack.start, noise=batch.noise,
                   keep_lps_iterate="probs_at_lps" in needs)
         with torch.no_grad():
             probs_adv = torch.softmax(trainer.model(res.x_adv).float(), dim=1)
             probs_nat = torch.softmax(trainer.model(batch.x).float(), dim=1)
-    inputs = MarginInputs(labels=batch.y, probs_adv=probs_adv, probs_nat=probs_nat,
+    inputs = MarginInputs(labels=batch.y, probs_adv=probs_adv, probs_nat=probs_nat, probs_nat_eval=probs_nat,
                           probs_at_lps=res.probs_at_first_wrong, kappa=res.kappa, first_wrong=res.first_wrong,
                           lps_mode=r.lps_mode)
 
     def ops() -> Tensor:
-        m = compute_margin(r.margin, inputs)
-        w = WEIGHTINGS[r.weighting].fn(m, r, cfg.attack.steps)
-        sums = torch.stack([w.sum(), (w * w).sum()])
-        return normalize(w, r.norm, r.c, global_sum=sums[0], global_count=batch.global_size)
+        return reweight(r, inputs, cfg.attack.steps, True, batch.global_size)[0]
 
     ops()
     _sync(trainer.device)
@@ -357,7 +350,7 @@ def run_bench(args: argparse.Namespace, argv: Sequence[str] | None = None,
                 with tr._autocast():
                     for b in bs:
                         pgd(tr.attack_model, b.x, b.y, cfg.attack.eps, steps, cfg.attack.step_size,
-                            start=cfg.attack.start or "uniform", noise=b.noise)
+                            start=tr.cfg.training_attack.start, noise=b.noise)
             return run
 
         r.add("pgd", pgd_fn())

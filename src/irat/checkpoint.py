@@ -10,7 +10,6 @@ import pickletools
 import random
 import re
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +28,12 @@ def state_hash(state: dict[str, torch.Tensor]) -> str:
     """sha256 over the model state's names, dtypes, shapes and bytes, in key order."""
     h = hashlib.sha256()
     for key in sorted(state):
-        t = state[key].detach().cpu().contiguous().reshape(-1)  # 0-dim (BatchNorm's num_batches_tracked) too
+        t = state[key].detach().cpu().contiguous()
         h.update(key.encode())
         h.update(str(t.dtype).encode())
         h.update(str(tuple(t.shape)).encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        # as 1-d bytes: a 0-dim tensor (BatchNorm's num_batches_tracked) cannot be viewed as uint8
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 

@@ -98,7 +98,7 @@ class ReweightConfig:
 class AWPConfig:
     enabled: bool = False
     gamma: float = 0.01
-    warmup: int = 0  # epochs without weight perturbation
+    warmup: int = 0  # the first N epochs train without weight perturbation (AWP from epoch N + 1)
     proxy_lr: float = 0.01
 
 
@@ -106,15 +106,22 @@ class AWPConfig:
 class FATConfig:
     enabled: bool = False
     tau_max: int = 2
-    tau_epochs: list[int] | None = None  # epochs at which τ grows by one; None: 40% and 75% of the run
+    tau_epochs: list[int] | None = None  # epochs at which τ grows by one; None: the reference's 51 and 91 of 120, scaled
 
 
 @dataclass
 class FastConfig:
-    amp: bool | None = None  # bf16 autocast; None: on for CUDA only (it is slower on most CPUs)
+    amp: bool | None = None  # bf16 autocast for the attacks; None: on for CUDA only (slower on most CPUs)
+    amp_train: bool = False  # bf16 also for the training forward/backward (margins then move with precision)
     channels_last: bool | None = None  # None: on
     compile: bool = False
     cudnn_benchmark: bool = True
+
+
+@dataclass(frozen=True)
+class TrainingAttack:
+    loss: str
+    start: str
 
 
 @dataclass
@@ -138,6 +145,15 @@ class Config:
     fast: FastConfig = field(default_factory=FastConfig)
 
     # ---- derived values -------------------------------------------------------------------
+    @property
+    def training_attack(self) -> "TrainingAttack":
+        """The training attack's loss and random start: attack.loss / attack.start, or the objective's
+        defaults (CE and uniform for AT and MART, KL and x + 0.001·N(0, I) for TRADES)."""
+        from .objectives import OBJECTIVES
+
+        obj = OBJECTIVES[self.objective]
+        return TrainingAttack(self.attack.loss or obj.attack_loss, self.attack.start or obj.attack_start)
+
     @property
     def burn_in_end(self) -> int:
         """First epoch (1-indexed) with reweighting: SPEC §2, the epoch after the first LR decay."""
@@ -474,5 +490,6 @@ def validate(cfg: Config) -> None:
     for key in ("amp", "channels_last"):
         v = getattr(s, key)
         _check(v is None or isinstance(v, bool), f"fast.{key}", "true, false or null", v)
+    _check(isinstance(s.amp_train, bool), "fast.amp_train", "true or false", s.amp_train)
     _check(isinstance(s.compile, bool), "fast.compile", "true or false", s.compile)
     _check(isinstance(s.cudnn_benchmark, bool), "fast.cudnn_benchmark", "true or false", s.cudnn_benchmark)

@@ -48,7 +48,8 @@ def cl_pm(probs_adv: Tensor, labels: Tensor) -> Tensor:
     """Confused-label PM (CLIRAT Eq. 4).
 
     PM_adv if x̃ is classified correctly; otherwise Σ_{j: p_j(x̃) > p_y(x̃)} (p_y(x̃) − p_j(x̃)).
-    Ties (p_j = p_y) are not confused labels. Range [−(K−1), 1]; cl_pm ≤ pm_adv.
+    Ties (p_j = p_y) are not confused labels. Range (−1, 1]: with C the confused labels the sum is
+    |C|·p_y − Σ_C p_j ≥ |C|·p_y − (1 − p_y) = (|C| + 1)·p_y − 1 > −1. cl_pm ≤ pm_adv.
     """
     probs = probs_adv.detach().float()
     p_y, others = _true_and_rest(probs, labels)
@@ -90,17 +91,30 @@ class MarginInputs:
     labels: Tensor
     probs_adv: Tensor | None = None
     probs_nat: Tensor | None = None
+    probs_nat_eval: Tensor | None = None
     probs_at_lps: Tensor | None = None
     kappa: Tensor | None = None
     first_wrong: Tensor | None = None
     lps_mode: str = "count"
 
 
+def _unit(steps: int) -> tuple[float, float]:
+    return (-1.0, 1.0)
+
+
 @dataclass(frozen=True)
 class MarginSpec:
+    """A margin: its function, what it reads, and its range (for histograms) given the attack's steps T.
+
+    `needs` names MarginInputs fields. `probs_nat` follows `reweight.margin_source` (the training
+    forward of x when the objective makes one); `probs_nat_eval` is always the eval-mode p(x) of the
+    model the attack saw, computed before the training forward updates BatchNorm's statistics.
+    """
+
     fn: Callable[[MarginInputs], Tensor]
     needs: frozenset[str]
     doc: str
+    range: Callable[[int], tuple[float, float]] = _unit
 
 
 MARGINS: dict[str, MarginSpec] = {
@@ -109,12 +123,12 @@ MARGINS: dict[str, MarginSpec] = {
                          "p_y(x̃) − max_{j≠y} p_j(x̃)"),
     "pm_nat": MarginSpec(lambda m: pm_nat(m.probs_nat, m.labels), frozenset({"probs_nat"}),
                          "p_y(x) − max_{j≠y} p_j(x)"),
-    "pm_dif": MarginSpec(lambda m: pm_dif(m.probs_nat, m.probs_at_lps, m.labels),
-                         frozenset({"probs_nat", "probs_at_lps"}), "p_y(x) − p_y(x + δ^(t_i))"),
+    "pm_dif": MarginSpec(lambda m: pm_dif(m.probs_nat_eval, m.probs_at_lps, m.labels),
+                         frozenset({"probs_nat_eval", "probs_at_lps"}), "p_y(x) − p_y(x + δ^(t_i))"),
     "cl_pm": MarginSpec(lambda m: cl_pm(m.probs_adv, m.labels), frozenset({"probs_adv"}),
                         "confused-label PM (CLIRAT)"),
     "lps": MarginSpec(lambda m: lps(m.kappa, m.first_wrong, m.lps_mode), frozenset({"kappa"}),
-                      "least PGD steps κ (GAIRAT)"),
+                      "least PGD steps κ (GAIRAT)", range=lambda steps: (0.0, float(steps))),
 }
 
 

@@ -8,13 +8,12 @@ after a crash ends bitwise where the uninterrupted run would have.
 from __future__ import annotations
 
 import json
-import math
 import random
 import shutil
 import signal
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +30,10 @@ from .data.loader import Splits, default_augment, epoch_batches, load_splits, st
 from .errors import IratError, TrainingDiverged
 from .evaluation import quick_accuracy
 from .io import atomic_write_text, remove_stale_temps
-from .margins import MARGINS, MarginInputs, confused_label_count, compute_margin
+from .margins import MARGINS, MarginInputs, confused_label_count
 from .models import model_from_config
 from .objectives import OBJECTIVES
-from .weighting import WEIGHTINGS, normalize, reweighting_active
+from .weighting import reweight, reweighting_active
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 HIST_BINS = 20
@@ -59,13 +58,22 @@ class RunResult:
 
 
 def fat_tau(cfg: Config, epoch: int) -> int | None:
-    """FAT's τ for this epoch: grows by one at each of `fat.tau_epochs` (default 40% and 75% of the run)."""
+    """FAT's τ for this epoch: grows by one at each of `fat.tau_epochs`. The default follows the FAT
+    reference code, scaled to the run: τ = 0 for the first 50/120 of the epochs, 1 up to 90/120, then 2
+    (epochs 1–50, 51–90, 91–120 of the 120-epoch run)."""
     if not cfg.fat.enabled:
         return None
     marks = cfg.fat.tau_epochs
     if marks is None:
-        marks = [max(1, math.ceil(0.4 * cfg.epochs)), max(1, math.ceil(0.75 * cfg.epochs))]
+        marks = [cfg.epochs * 50 // 120 + 1, cfg.epochs * 90 // 120 + 1]
     return min(cfg.fat.tau_max, sum(1 for m in marks if epoch >= m))
+
+
+def awp_active(cfg: Config, epoch: int) -> bool:
+    """AWP perturbs the weights from epoch `awp.warmup + 1` on (1-indexed): warm-up N = N epochs of the
+    plain objective. The AWP reference code's `epoch >= --awp-warmup` in its 1-indexed TRADES loop is
+    warm-up 9 here (its default 10); its AT loop is 0-indexed with warm-up 0, which is warm-up 0 here."""
+    return cfg.awp.enabled and epoch > cfg.awp.warmup
 
 
 def _local_samples(n: int, batch_size: int, rank: int, world: int) -> int:
@@ -82,14 +90,6 @@ def _config_from_yaml(path: Path) -> Config:
     from .config import _read_yaml
 
     return config_from_dict(_read_yaml(path, "--resume"))
-
-
-def _margin_range(name: str, num_classes: int) -> tuple[float, float]:
-    if name == "cl_pm":
-        return (-(num_classes - 1.0), 1.0)
-    if name == "lps":
-        return (0.0, 1.0)  # rescaled by steps below
-    return (-1.0, 1.0)
 
 
 class EpochStats:
@@ -361,8 +361,10 @@ class Trainer:
                                    f"(lower optim.lr or check the data)")
 
     # ---- one step -----------------------------------------------------------------------------
-    def _autocast(self):
-        if not self.amp:
+    def _autocast(self, training: bool = False):
+        """bf16 autocast for the attack when fast.amp is on; for the training forward/backward only with
+        fast.amp_train as well (the margins and weights read that forward: SPEC §1)."""
+        if not self.amp or (training and not self.cfg.fast.amp_train):
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
@@ -371,34 +373,36 @@ class Trainer:
         cfg, r = self.cfg, self.cfg.reweight
         obj = OBJECTIVES[cfg.objective]
         needs = MARGINS[r.margin].needs
-        log_margin = r.margin if r.margin != "none" else "pm_adv"
-        attack_loss = cfg.attack.loss or obj.attack_loss
-        start = cfg.attack.start or obj.attack_start
+        attack = cfg.training_attack
         tau = fat_tau(cfg, epoch)
         run_attack = cfg.attack.eps > 0 or bool(needs & {"kappa", "probs_at_lps"})
-        with self._autocast():
-            target_probs = None
-            if run_attack and attack_loss == "kl":
-                with torch.no_grad(), eval_mode(self.attack_model):
-                    target_probs = torch.softmax(self.attack_model(x).float(), dim=1)
-            if run_attack:
+        nat_from_eval = "probs_nat" in needs and (r.margin_source == "eval" or not obj.needs_nat)
+        # margin inputs are fp32 (only the attack runs under bf16 autocast, fast.amp) and read in eval
+        # mode from the model the attack sees: before AWP perturbs it and before the training forward
+        # updates BatchNorm's running statistics (SPEC §1)
+        probs_nat_eval = probs_adv_eval = probs_at_lps = None
+        with torch.no_grad(), eval_mode(self.attack_model):
+            if (run_attack and attack.loss == "kl") or "probs_nat_eval" in needs or nat_from_eval:
+                probs_nat_eval = torch.softmax(self.attack_model(x).float(), dim=1)
+        if run_attack:
+            with self._autocast():
                 res = pgd(self.attack_model, x, y, cfg.attack.eps, cfg.attack.steps, cfg.attack.step_size,
-                          loss=attack_loss, start=start, target_probs=target_probs, tau=tau,
+                          loss=attack.loss, start=attack.start,
+                          target_probs=probs_nat_eval if attack.loss == "kl" else None, tau=tau,
                           keep_lps_iterate="probs_at_lps" in needs, noise=noise)
-                x_adv = res.x_adv
-            else:
-                res, x_adv = None, x
+            x_adv, probs_at_lps = res.x_adv, res.probs_at_first_wrong
+        else:
+            res, x_adv = None, x
+        with torch.no_grad(), eval_mode(self.attack_model):
+            if r.margin_source == "eval":
+                probs_adv_eval = torch.softmax(self.attack_model(x_adv).float(), dim=1)
+            if self.amp and probs_at_lps is not None:  # the attack's own probabilities are bf16
+                probs_at_lps = torch.softmax(self.attack_model(res.x_at_first_wrong).float(), dim=1)
 
+        with self._autocast(training=True):
             diff = None
-            if self.awp is not None and epoch > cfg.awp.warmup:
-                ones = torch.ones(y.shape[0], device=self.device)
-
-                def proxy_loss(proxy: nn.Module) -> Tensor:
-                    ln = proxy(x) if obj.needs_nat else None
-                    a, b = obj.fn(ln, proxy(x_adv), y, cfg.tradeoff)
-                    return (ones * a + b).mean()
-
-                diff = self.awp.compute(proxy_loss)
+            if self.awp is not None and awp_active(cfg, epoch):
+                diff = self.awp.compute(lambda proxy: self._proxy_loss(proxy, obj, x, x_adv, y, global_size))
                 self.awp.apply(diff, +1.0)
 
             self.train_model.train()
@@ -407,32 +411,17 @@ class Trainer:
             weighted, unweighted = obj.fn(logits_nat, logits_adv, y, cfg.tradeoff)
 
         with torch.no_grad():
-            if r.margin_source == "eval":
-                with eval_mode(self.attack_model), self._autocast():
-                    probs_adv = torch.softmax(self.attack_model(x_adv).float(), dim=1)
-            else:
-                probs_adv = torch.softmax(logits_adv.detach().float(), dim=1)
+            probs_adv = probs_adv_eval if probs_adv_eval is not None else torch.softmax(logits_adv.detach().float(), 1)
             probs_nat = None
             if "probs_nat" in needs:
-                if logits_nat is not None and r.margin_source == "train":
-                    probs_nat = torch.softmax(logits_nat.detach().float(), dim=1)
-                else:
-                    with eval_mode(self.attack_model), self._autocast():
-                        probs_nat = torch.softmax(self.attack_model(x).float(), dim=1)
+                probs_nat = probs_nat_eval if nat_from_eval else torch.softmax(logits_nat.detach().float(), dim=1)
             inputs = MarginInputs(
-                labels=y, probs_adv=probs_adv, probs_nat=probs_nat,
-                probs_at_lps=res.probs_at_first_wrong if res is not None else None,
+                labels=y, probs_adv=probs_adv, probs_nat=probs_nat, probs_nat_eval=probs_nat_eval,
+                probs_at_lps=probs_at_lps,
                 kappa=res.kappa if res is not None else None,
                 first_wrong=res.first_wrong if res is not None else None, lps_mode=r.lps_mode)
-            margin = compute_margin(log_margin, inputs)
-            if r.margin != "none" and reweighting_active(epoch, cfg.burn_in_end):
-                w = WEIGHTINGS[r.weighting].fn(margin, r, cfg.attack.steps)
-                sums = dist_utils.all_reduce_sum(torch.stack([w.sum(), (w * w).sum()]))
-                omega = normalize(w, r.norm, r.c, global_sum=sums[0], global_count=global_size)
-                ess = sums[0] ** 2 / sums[1].clamp_min(1e-30)  # (Σω)²/Σω², scale-free
-            else:
-                omega = torch.ones_like(margin)
-                ess = torch.full((), float(global_size), device=self.device)
+            omega, margin, ess = reweight(r, inputs, cfg.attack.steps, reweighting_active(epoch, cfg.burn_in_end),
+                                          global_size, dist_utils.all_reduce_sum)
 
         # Σ_local ω ℓ · W / M: DDP's gradient average then equals the global-batch mean
         per_sample = omega * weighted + unweighted
@@ -453,6 +442,13 @@ class Trainer:
             stats.add_samples(omega.detach().float(), margin.detach().float())
         return loss.detach()
 
+    def _proxy_loss(self, proxy: nn.Module, obj: Any, x: Tensor, x_adv: Tensor, y: Tensor,
+                    global_size: int) -> Tensor:
+        """AWP's proxy loss, unweighted: this rank's sum over the global batch size M, so that the
+        all-reduced (summed) proxy gradient is the gradient of the global-batch mean."""
+        a, b = obj.fn(proxy(x) if obj.needs_nat else None, proxy(x_adv), y, self.cfg.tradeoff)
+        return (a + b).sum() / global_size
+
     # ---- epoch summary ------------------------------------------------------------------------
     def _gather(self, t: Tensor) -> Tensor:
         if self.world == 1:
@@ -468,9 +464,7 @@ class Trainer:
         w = self._gather(stats.weights).double()  # float64: the mean does not depend on the gather order
         m = self._gather(stats.margins)
         log_margin = cfg.reweight.margin if cfg.reweight.margin != "none" else "pm_adv"
-        lo, hi = _margin_range(log_margin, self.splits.num_classes)
-        if log_margin == "lps":
-            hi = float(cfg.attack.steps)
+        lo, hi = MARGINS[log_margin].range(cfg.attack.steps)
         n = max(s["count"], 1.0)
         line: dict[str, Any] = {
             "epoch": epoch,
@@ -530,8 +524,6 @@ class Trainer:
         cfg = self.cfg
         n = self.splits.x_train.shape[0]
         spe = steps_per_epoch(n, cfg.batch_size)
-        obj = OBJECTIVES[cfg.objective]
-        start_kind = cfg.attack.start or obj.attack_start
         old_handlers = {}
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
@@ -554,7 +546,7 @@ class Trainer:
                 for batch in epoch_batches(self.splits.x_train, self.splits.y_train, batch_size=cfg.batch_size,
                                            seed=cfg.seed, epoch=epoch, device=self.device, augment=self.augment,
                                            start_step=start_step, rank=self.rank, world=self.world,
-                                           noise_kind=start_kind, channels_last=self.channels_last):
+                                           noise_kind=cfg.training_attack.start, channels_last=self.channels_last):
                     loss = self.step(batch.x, batch.y, batch.noise, batch.global_size, epoch, stats)
                     self._note_finite(loss, epoch, batch.step)
                     done = batch.step + 1

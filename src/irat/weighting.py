@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -70,3 +70,23 @@ WEIGHTINGS: dict[str, WeightingSpec] = {
     "sigmoid": WeightingSpec(lambda m, r, steps: sigmoid_weights(m, r.gamma, r.beta), "sigmoid(−γ(m − β))"),
     "gair": WeightingSpec(lambda m, r, steps: gair_weights(m, steps, r.lam, r.gair_kind), "GAIRAT weights of κ"),
 }
+
+
+def reweight(r: Any, inputs: Any, steps: int, active: bool, global_size: int,
+             reduce: Callable[[Tensor], Tensor] = lambda t: t) -> tuple[Tensor, Tensor, Tensor]:
+    """The step's whole reweighting chain: margin → w → ω (normalized over the global batch) and ESS.
+
+    `r` is the ReweightConfig; `inputs` the MarginInputs of this batch; `active` False during the
+    burn-in (every ω_i = 1). `reduce` all-reduces (Σw, Σw²) under data parallelism. The margin that
+    is returned (for the statistics) is r.margin's, or PM_adv when the method does not reweight.
+    Returns (ω, margin, ESS = (Σω)² / Σω²).
+    """
+    from .margins import compute_margin
+
+    margin = compute_margin(r.margin if r.margin != "none" else "pm_adv", inputs)
+    if r.margin == "none" or not active:
+        return torch.ones_like(margin), margin, torch.full((), float(global_size), device=margin.device)
+    w = WEIGHTINGS[r.weighting].fn(margin, r, steps)
+    sums = reduce(torch.stack([w.sum(), (w * w).sum()]))
+    omega = normalize(w, r.norm, r.c, global_sum=sums[0], global_count=global_size)
+    return omega, margin, sums[0] ** 2 / sums[1].clamp_min(1e-30)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .resnet import preact_resnet18, resnet18
@@ -69,13 +70,28 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
+class HeadFP32(nn.Linear):
+    """The classifier's last layer, run outside autocast: under bf16 autocast the logits, and so the
+    margins and weights read from them, keep fp32 precision (SPEC §1). Same parameters as nn.Linear."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                return F.linear(x.float(), self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias)
+
+
 class Classifier(nn.Module):
-    """A network with optional normalization in front; `net` holds the architecture."""
+    """A network with optional normalization in front; `net` holds the architecture, whose last
+    nn.Linear becomes a HeadFP32 (the state dict is unchanged)."""
 
     def __init__(self, net: nn.Module, normalize: Normalize | None = None):
         super().__init__()
         self.normalize = normalize if normalize is not None else nn.Identity()
         self.net = net
+        heads = [m for m in net.modules() if type(m) is nn.Linear]
+        if heads:
+            heads[-1].__class__ = HeadFP32
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(self.normalize(x))
@@ -101,4 +117,4 @@ def model_from_config(cfg, num_classes: int, in_channels: int, image_size: tuple
                         std=m.std, depth=m.depth, width=m.width, dropout=m.dropout)
 
 
-__all__ = ["MODELS", "ArchSpec", "architecture_keys", "Classifier", "Normalize", "create_model", "model_from_config"]
+__all__ = ["MODELS", "ArchSpec", "architecture_keys", "Classifier", "HeadFP32", "Normalize", "create_model", "model_from_config"]
