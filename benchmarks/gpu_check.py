@@ -10,8 +10,9 @@ in its own try/except and time box (an error or a timeout is recorded as the sec
 ``--budget-s`` cannot hold is recorded as ``status: skipped`` with the reason):
 
 1. ``throughput``: images/s of AT epochs through the trainer's batch loop (``irat.bench.irat_epoch``)
-   for fp32, bf16 autocast, bf16 + channels_last and bf16 + channels_last + torch.compile, each after
-   a warm-up epoch; plus the host-device syncs of a whole epoch (dispatch-mode op count, and on CUDA
+   for fp32, bf16 autocast (``fast.amp``: the attack), bf16 + channels_last (the CUDA default), the
+   same with the training step in bf16 too (``fast.amp_train``) and bf16 + channels_last +
+   torch.compile, each after a warm-up epoch; plus the host-device syncs of a whole epoch (dispatch-mode op count, and on CUDA
    ``torch.cuda.set_sync_debug_mode("warn")`` with the Python line of each sync).
 2. ``bench``: ``irat bench`` (``run_bench``) on the same data: the cost floor ratio, the MAIL-AT,
    CLIRAT and GAIRAT overheads against AT, and its per-step host-sync check (on CUDA also what the
@@ -22,14 +23,17 @@ in its own try/except and time box (an error or a timeout is recorded as the sec
 4. ``bf16_parity``: one model (the trained checkpoint when there is one), one fp32 PGD-10
    adversarial batch, logits in fp32 and under bf16 autocast (channels-first and channels-last):
    the largest differences in PM (``pm_adv``), CL-PM (``cl_pm``) and the normalized weights ω of
-   MAIL-AT and CLIRAT (sigmoid, γ = 10, β = −0.5, batch normalization), eval- and train-mode forward.
+   MAIL-AT and CLIRAT (sigmoid, γ = 10, β = −0.5, batch normalization), eval- and train-mode forward
+   (irat keeps the margin inputs in fp32 unless ``fast.amp_train``: this is what bf16 would move).
 5. ``memory``: peak device memory (``torch.cuda.max_memory_allocated``) of one PGD-10 AT training
-   step at batch 128 for ResNet-18 and WRN-34-10, fp32 and the bf16 + channels_last fast path.
+   step at batch 128 for ResNet-18 and WRN-34-10: fp32, the default fast path, and with amp_train.
 
 The compile variant of 1. runs last (its warm-up compiles for a minute or more) and only with the
 budget left. ``--device cpu --tiny`` is a dry run of every section on CPU in well under a minute
-(width-8 ResNet, batches of 16, a few steps, 20 test images; compile only with ``--compile``; the
-CUDA-only items are recorded as skipped), which ``tests/test_gpu_check.py`` runs.
+(width-8 ResNet, batches of 16, PGD-3, 2 epochs of 32 images, 20 test images under nat, pgd20 and
+apgd-ce — add ``--attacks nat,pgd20,aa`` for the whole AutoAttack, ~40 s more, which needs at least
+4 classes; compile only with ``--compile``; the CUDA-only items are recorded as skipped), which
+``tests/test_gpu_check.py`` runs.
 
 Preparing (here, in the repository root; both folders are git-ignored and travel with ``carry``)::
 
@@ -91,9 +95,27 @@ VARIANTS = {  # name -> fast.* overrides
     "fp32": ["fast.amp=false", "fast.channels_last=false"],
     "bf16": ["fast.amp=true", "fast.channels_last=false"],
     "bf16_channels_last": ["fast.amp=true", "fast.channels_last=true"],
+    "bf16_train_channels_last": ["fast.amp=true", "fast.amp_train=true", "fast.channels_last=true"],
     "bf16_channels_last_compile": ["fast.amp=true", "fast.channels_last=true", "fast.compile=true"],
 }
+VARIANT_DOC = {
+    "fp32": "no autocast, NCHW",
+    "bf16": "fast.amp: bf16 autocast around the attack (the training step in fp32 unless fast.amp_train), NCHW",
+    "bf16_channels_last": "fast.amp + channels_last: irat's default on CUDA",
+    "bf16_train_channels_last": "fast.amp + fast.amp_train (the training forward/backward in bf16 too) + channels_last",
+    "bf16_channels_last_compile": "irat's default on CUDA + fast.compile (torch.compile of the attack and training model)",
+}
 COMPILE_VARIANT = "bf16_channels_last_compile"
+
+
+def variants() -> dict[str, list[str]]:
+    """The variants this checkout's FastConfig can express (fast.amp_train is recent)."""
+    from dataclasses import fields
+
+    from irat.config import FastConfig
+
+    keys = {f.name for f in fields(FastConfig)}
+    return {n: v for n, v in VARIANTS.items() if all(o.split("=")[0].split(".")[1] in keys for o in v)}
 BENCH_METHODS = ("mail-at", "clirat", "gairat")
 PYAUTOATTACK = "pyautoattack==0.2.0"
 
@@ -137,7 +159,7 @@ class Plan:
         return cls(batch_size=16, width=8, attack_steps=3, throughput_images=32, throughput_epochs=1,
                    bench_repeats=1, bench_batches=1, bench_epoch_images=32, bench_epoch_repeats=1,
                    train_images=32, train_epochs=2, reweight_from=2, val_size=8, eval_examples=20,
-                   parity_batches=2, memory_models=(("resnet18", 8), ("wrn-34-10", 1)),
+                   attacks="nat,pgd20,apgd-ce", parity_batches=2, memory_models=(("resnet18", 8), ("wrn-34-10", 1)),
                    need=(("data", 1, 60), ("throughput", 2, 60), ("bench", 2, 60), ("train_eval", 3, 120),
                          ("bf16_parity", 1, 30), ("memory", 1, 60), ("compile", 5, 120)))
 
@@ -234,6 +256,19 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def irat_cli(argv: list[str]) -> tuple[int, str]:
+    """`irat.cli.main(argv)`: its exit code and its last error line (its stderr still reaches the log)."""
+    import io
+
+    import irat.cli
+
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(_Tee(sys.stderr, buf)):
+        rc = irat.cli.main(argv)
+    errors = [ln for ln in buf.getvalue().splitlines() if ln.startswith("irat:")]
+    return rc, (errors[-1] if errors else "")
+
+
 def _max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
 
@@ -254,6 +289,28 @@ def find_image_folder(root: Path) -> Path:
         if (sub.parent / "test").is_dir():
             return sub.parent
     raise FileNotFoundError(f"no train/ and test/ folders under {root}")
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def balanced_folder(src: Path, dst: Path, per_class: int) -> dict[str, Any]:
+    """`dst/train` → `src/train` (a link) and `dst/test/<class>/` linking the first `per_class` images of
+    each class: irat orders an image folder's test split by class, so `irat eval --n-examples N` takes
+    the first N in that order; with this test split the first N = K · per_class are class-balanced."""
+    dst.mkdir(parents=True, exist_ok=True)
+    (dst / "train").symlink_to((src / "train").resolve(), target_is_directory=True)
+    counts = {}
+    for cdir in sorted(p for p in (src / "test").iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(f for f in cdir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."))
+        (dst / "test" / cdir.name).mkdir(parents=True)
+        for f in files[:per_class]:
+            (dst / "test" / cdir.name / f.name).symlink_to(f.resolve())
+        counts[cdir.name] = min(per_class, len(files))
+    return {"test_per_class": counts,
+            "test_selection": f"the first {per_class} images (sorted names) of each class of {src}/test, so that "
+                              "the evaluation's first N examples are class-balanced (irat orders an image folder's "
+                              "test split by class)"}
 
 
 def prepare_data(path: Path, work: Path) -> tuple[Path, dict[str, Any]]:
@@ -438,8 +495,13 @@ class GpuCheck:
     def run_data(self, rec: dict[str, Any]) -> None:
         from irat.data.datasets import load_dataset
 
-        folder, info = prepare_data(Path(self.args.data), self.work)
+        src, info = prepare_data(Path(self.args.data), self.work)
         rec.update(info)
+        n_classes = sum(1 for p in (src / "test").iterdir() if p.is_dir() and not p.name.startswith("."))
+        per_class = max(self.plan.eval_examples // max(n_classes, 1), 1)
+        folder = self.work / "check-data"
+        rec.update(balanced_folder(src, folder, per_class), folder=str(folder))
+        self.plan.eval_examples = self.result["plan"]["eval_examples"] = sum(rec["test_per_class"].values())
         t = time.perf_counter()
         ds = load_dataset(f"imagefolder:{folder}")  # decodes once and writes the folder's cache
         rec["decode_s"] = round(time.perf_counter() - t, 3)
@@ -452,11 +514,13 @@ class GpuCheck:
         from irat.bench import irat_epoch
 
         v: dict[str, Any] = rec.setdefault("variants", {}).setdefault(name, {})
-        v["fast"] = VARIANTS[name]
+        v.pop("reason", None)  # the compile variant's "pending" note
+        v.update(fast=VARIANTS[name], what=VARIANT_DOC[name])
         t = time.perf_counter()
         try:
             tr = self.trainer(f"throughput-{name}", extra=VARIANTS[name])
-            v["amp"], v["channels_last"], v["compile"] = bool(tr.amp), bool(tr.channels_last), bool(tr.cfg.fast.compile)
+            v.update(amp=bool(tr.amp), amp_train=bool(getattr(tr.cfg.fast, "amp_train", False)),
+                     channels_last=bool(tr.channels_last), compile=bool(tr.cfg.fast.compile))
             n, secs = irat_epoch(tr, 1)
             v["warmup_s"] = round(secs, 3)
             ips, step_s = [], []
@@ -467,7 +531,11 @@ class GpuCheck:
             v.update(status="ok", images_per_s=statistics.median(ips), images_per_s_epochs=ips,
                      step_ms=1e3 * statistics.median(step_s), epoch_images=n)
             if name == "bf16_channels_last":
-                self.epoch_syncs(tr, rec)
+                try:
+                    self.epoch_syncs(tr, rec)
+                except Exception as e:  # noqa: BLE001 - the throughput numbers stand
+                    rec.setdefault("host_sync_epoch", {}).update(_error(e))
+                    self.result["problems"].append(f"throughput.host_sync_epoch: {rec['host_sync_epoch']['error']}")
             del tr
         except SectionTimeout:
             v.update(status="error", error="SectionTimeout: the section's time box ended during this variant")
@@ -487,8 +555,9 @@ class GpuCheck:
                    attack=f"PGD-{self.plan.attack_steps}", epoch_images=self.plan.throughput_images,
                    timed_epochs=self.plan.throughput_epochs,
                    note="images/s of irat.bench.irat_epoch (seeded batches + Trainer.step + finite checks), "
-                        "after one warm-up epoch; CUDA synchronized around each epoch")
-        for name in VARIANTS:
+                        "after one warm-up epoch; CUDA synchronized around each epoch. fp32 is irat's path without "
+                        "autocast: cuDNN convolutions still use TF32 where env.tf32 says cudnn.allow_tf32")
+        for name in variants():
             if name == COMPILE_VARIANT:
                 continue
             self.log(f"throughput: {name}")
@@ -570,8 +639,6 @@ class GpuCheck:
 
     # ---- 3. training run and evaluation -------------------------------------------------------
     def run_train_eval(self, rec: dict[str, Any]) -> None:
-        import irat.cli
-
         p = self.plan
         run = self.work / "train-mail-at"
         sets = [*self.data_sets(), *p.model_sets()[1:], f"data.train_subset={p.train_images}",
@@ -583,11 +650,11 @@ class GpuCheck:
                 "--device", self.device.type, "--set", *sets]
         rec["train_argv"] = argv
         t = time.perf_counter()
-        rc = irat.cli.main(argv)
+        rc, err = irat_cli(argv)
         rec["train_s"] = round(time.perf_counter() - t, 3)
         rec["train_rc"] = rc
         if rc != 0:
-            raise RuntimeError(f"irat train exited {rc} (see the log)")
+            raise RuntimeError(f"irat train exited {rc}: {err or 'see the log'}")
         ckpt = run / "checkpoints" / "last.pt"
         self.checkpoint = ckpt
         metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
@@ -610,11 +677,11 @@ class GpuCheck:
                 "--device", self.device.type, "--out", str(out_json), "--quiet"]
         rec["eval_argv"] = argv
         t = time.perf_counter()
-        rc = irat.cli.main(argv)
+        rc, err = irat_cli(argv)
         rec["eval_s"] = round(time.perf_counter() - t, 3)
         rec["eval_rc"] = rc
         if rc != 0:
-            raise RuntimeError(f"irat eval exited {rc} (see the log)")
+            raise RuntimeError(f"irat eval exited {rc}: {err or 'see the log'}")
         ev = json.loads(out_json.read_text())
         rec["accuracy"] = ev["accuracy"]
         rec["attack_seconds"] = {a: ev["attacks"][a].get("seconds") for a in ev.get("order", [])}
@@ -645,14 +712,16 @@ class GpuCheck:
         model = model.float().to(memory_format=torch.contiguous_format).eval()
         assert self.folder is not None
         ds = load_dataset(f"imagefolder:{self.folder}")
-        n = p.batch_size * p.parity_batches
-        x = ds.x_test[:n].to(dev).float().div_(255.0)
-        y = ds.y_test[:n].to(dev)
+        n = min(p.batch_size * p.parity_batches, ds.x_train.shape[0])
+        pick = torch.randperm(ds.x_train.shape[0], generator=torch.Generator().manual_seed(0))[:n]
+        x = ds.x_train[pick].to(dev).float().div_(255.0)
+        y = ds.y_train[pick].to(dev)
         eps, alpha = 8 / 255, 2 / 255
         g = torch.Generator(device=dev).manual_seed(0)
         noise = torch.rand(x.shape, generator=g, device=dev).mul_(2).sub_(1)
         x_adv = pgd(model, x, y, eps, p.attack_steps, alpha, loss="ce", start="uniform", noise=noise).x_adv.detach()
-        rec.update(examples=n, batch_size=p.batch_size, attack=f"fp32 PGD-{p.attack_steps}, eps 8/255, alpha 2/255",
+        rec.update(examples=n, images="a seeded random selection of training images", batch_size=p.batch_size,
+                   attack=f"fp32 PGD-{p.attack_steps}, eps 8/255, alpha 2/255",
                    weights="sigmoid(-10 (m + 0.5)), normalized per batch of batch_size (Σω = M)")
         cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
         x_cl = x_adv.contiguous(memory_format=torch.channels_last)
@@ -692,8 +761,9 @@ class GpuCheck:
                 }
             rec[f"{mode}_mode"] = res
         b = rec["train_mode"]["bf16_channels_last"]["max_abs"]
-        rec["headline"] = {"forward": "train mode (the forward whose probabilities feed PM/CL-PM in training), "
-                                      "bf16 + channels_last vs fp32",
+        rec["headline"] = {"forward": "train mode, bf16 + channels_last vs fp32: the shift fast.amp_train=true "
+                                      "would give the probabilities that feed PM/CL-PM (irat's default keeps "
+                                      "that forward in fp32)",
                            **{k: b[k] for k in ("pm_adv", "cl_pm", "omega_mail_at", "omega_clirat")}}
 
     # ---- 5. peak memory -------------------------------------------------------------------------
@@ -708,7 +778,7 @@ class GpuCheck:
                                                 "on CPU only to exercise the code")
         rec["models"] = {}
         for model, width in p.memory_models:
-            for variant in ("fp32", "bf16_channels_last"):
+            for variant in [v for v in ("fp32", "bf16_channels_last", "bf16_train_channels_last") if v in variants()]:
                 key = f"{model}:{variant}"
                 r: dict[str, Any] = {}
                 rec["models"][key] = r
@@ -782,6 +852,7 @@ class GpuCheck:
     def run_compile_last(self) -> None:
         thr = self.result["sections"].get("throughput", {})
         if "variants" not in thr:
+            self.result["sections"]["compile"] = {"status": "skipped", "reason": "the throughput section did not run"}
             return
         want = self.args.compile if self.args.compile is not None else (self.cuda and not self.args.tiny)
         if not want:
@@ -911,6 +982,16 @@ def prepare(args: argparse.Namespace) -> int:
 # CLI
 
 
+def _scratch_parent() -> str | None:
+    """/dev/shm when it has room (60,000 small JPEGs extract much faster to memory), else the default temp."""
+    try:
+        if shutil.disk_usage("/dev/shm").free > 4 * 2**30:
+            return "/dev/shm"
+    except OSError:
+        pass
+    return None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -953,7 +1034,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("IRAT_DEBUG", "1")  # irat.cli.main re-raises internal errors: their tracebacks reach the JSON
-    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="irat-gpu-check-"))
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="irat-gpu-check-", dir=_scratch_parent()))
     work.mkdir(parents=True, exist_ok=True)
     log_file = open(out / LOG_NAME, "w", buffering=1)  # noqa: SIM115 - closed below
     old = sys.stdout, sys.stderr

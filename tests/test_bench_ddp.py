@@ -47,9 +47,8 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _train_cmd(out: Path, overrides: list[str]) -> list[str]:
-    return ["-m", "irat", "train", "--preset", "fmnist-smallcnn-mail-at", "--out", str(out), "--quiet",
-            "--set", *overrides]
+def _train_cmd(out: Path, overrides: list[str], preset: str = "fmnist-smallcnn-mail-at") -> list[str]:
+    return ["-m", "irat", "train", "--preset", preset, "--out", str(out), "--quiet", "--set", *overrides]
 
 
 def _metrics(run: Path) -> list[dict]:
@@ -66,14 +65,17 @@ def _close(a, b, tol: float = 1e-5) -> bool:
     return a == b
 
 
-def test_two_process_gloo_run_matches_one_process(tmp_path):
+@pytest.mark.parametrize("preset", ["fmnist-smallcnn-mail-at", "fmnist-smallcnn-awp-at"])
+def test_two_process_gloo_run_matches_one_process(tmp_path, preset):
+    """MAIL-AT: the weights are normalized over the global batch. AWP: the weight perturbation comes from
+    the all-reduced proxy gradient, so every replica is perturbed the same and equals one process."""
     single, ddp = tmp_path / "single", tmp_path / "ddp"
-    r1 = subprocess.run([sys.executable, *_train_cmd(single, TINY)], env=_env(), capture_output=True, text=True,
-                        timeout=300)
+    r1 = subprocess.run([sys.executable, *_train_cmd(single, TINY, preset)], env=_env(), capture_output=True,
+                        text=True, timeout=300)
     assert r1.returncode == 0, r1.stderr[-2000:]
     port = _free_port()
     r2 = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
-                         "--master_addr=127.0.0.1", f"--master_port={port}", *_train_cmd(ddp, TINY)],
+                         "--master_addr=127.0.0.1", f"--master_port={port}", *_train_cmd(ddp, TINY, preset)],
                         env=_env(), capture_output=True, text=True, timeout=300)
     assert r2.returncode == 0, r2.stderr[:3000] + " … " + r2.stderr[-1500:]
 
@@ -86,7 +88,7 @@ def test_two_process_gloo_run_matches_one_process(tmp_path):
     ma, mb = _metrics(single), _metrics(ddp)
     assert [m["epoch"] for m in ma] == [m["epoch"] for m in mb] == [1, 2]
     for x, y in zip(ma, mb):
-        assert x["reweight_active"] and y["reweight_active"]
+        assert x["reweight_active"] == y["reweight_active"] == preset.endswith("mail-at")
         for key in ("weights", "margin", "loss", "train_acc", "confused"):
             assert _close(x[key], y[key]), (key, x[key], y[key])
         assert x["val"]["nat"] == y["val"]["nat"]  # sharded evaluation, counts all-reduced

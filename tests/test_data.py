@@ -289,13 +289,14 @@ def test_imagefolder_roundtrip_and_cache(tmp_path: Path, monkeypatch: pytest.Mon
     ds = load_dataset(f"imagefolder:{folder}", root=tmp_path / "data")
     assert ds.classes == ["ant", "cat", "dog"]
     assert ds.x_train.shape == (6, 3, 4, 5) and ds.x_test.shape == (4, 3, 4, 5)
-    assert ds.y_train.tolist() == [0, 1, 1, 1, 2, 2] and ds.y_test.tolist() == [0, 0, 1, 2]
+    assert ds.y_train.tolist() == [0, 1, 2, 1, 2, 1] and ds.y_test.tolist() == [0, 1, 2, 0]
     assert ds.x_train.is_contiguous()
-    # sorted order: ant/img00, cat/img00..02, dog/img00..01; exact PNG pixels, HWC -> CHW
+    # classes interleaved, names sorted within a class: ant/img00, cat/img00, dog/img00, cat/img01,
+    # dog/img01, cat/img02; exact PNG pixels, HWC -> CHW
     expected = pixels[str(folder / "train" / "cat" / "img01.png")]
-    assert np.array_equal(ds.x_train[2].permute(1, 2, 0).numpy(), expected)
+    assert np.array_equal(ds.x_train[3].permute(1, 2, 0).numpy(), expected)
     expected = pixels[str(folder / "test" / "dog" / "img00.png")]
-    assert np.array_equal(ds.x_test[3].permute(1, 2, 0).numpy(), expected)
+    assert np.array_equal(ds.x_test[2].permute(1, 2, 0).numpy(), expected)
     cache = folder / ".irat-cache.pt"
     assert cache.is_file()
 

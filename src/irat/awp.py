@@ -25,34 +25,35 @@ def _perturbable(model: nn.Module) -> dict[str, Tensor]:
 
 
 class AWP:
+    """The proxy is a scratch copy of the model, reloaded before each ascent (its BatchNorm statistics
+    move, never the real model's). The proxy's one plain SGD ascent step Δ = lr·∇ℓ is computed from the
+    gradient itself, not as the difference (w + Δ) − w of two close float32 numbers, whose rounding
+    would swamp Δ's last digits; normalized per layer, lr cancels: the perturbation is γ·‖w‖·∇ℓ/‖∇ℓ‖."""
+
     def __init__(self, model: nn.Module, gamma: float, proxy_lr: float = 0.01):
         self.model = model
         self.proxy = copy.deepcopy(model)
-        self.proxy_opt = torch.optim.SGD(self.proxy.parameters(), lr=proxy_lr)
         self.gamma = gamma
+        self.proxy_lr = proxy_lr
 
     def compute(self, loss_fn: Callable[[nn.Module], Tensor]) -> dict[str, Tensor]:
-        """One proxy ascent step on `loss_fn(proxy)`; returns γ·‖w‖/‖Δ‖·Δ per perturbable weight."""
+        """The proxy's ascent on `loss_fn(proxy)`; returns γ·‖w‖/‖Δ‖·Δ per perturbable weight."""
         self.proxy.load_state_dict(self.model.state_dict())
         self.proxy.train()
-        loss = -loss_fn(self.proxy)
-        self.proxy_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        # under DDP every rank holds its slice of the batch: sum the proxy gradients, so that every
-        # rank takes the same ascent step and perturbs its replica identically (loss_fn returns this
-        # rank's share of the global-batch mean)
-        grads = [p.grad for p in self.proxy.parameters() if p.grad is not None]
-        if grads and dist_utils.rank_world()[1] > 1:
+        for p in self.proxy.parameters():
+            p.grad = None
+        loss_fn(self.proxy).backward()
+        proxy = _perturbable(self.proxy)
+        grads = [proxy[name].grad for name in proxy]
+        # under DDP every rank holds its slice of the batch: sum the gradients (loss_fn returns this
+        # rank's share of the global-batch mean), so every rank perturbs its replica identically
+        if dist_utils.rank_world()[1] > 1:
             flat = dist_utils.all_reduce_sum(torch.cat([g.reshape(-1) for g in grads]))
-            for g, summed in zip(grads, flat.split([g.numel() for g in grads])):
-                g.copy_(summed.view_as(g))
-        self.proxy_opt.step()
+            grads = [s.view_as(g) for g, s in zip(grads, flat.split([g.numel() for g in grads]))]
         diff = {}
         with torch.no_grad():
-            real = _perturbable(self.model)
-            proxy = _perturbable(self.proxy)
-            for name, w in real.items():
-                d = proxy[name] - w
+            for (name, w), g in zip(_perturbable(self.model).items(), grads):
+                d = self.proxy_lr * g
                 diff[name] = self.gamma * w.norm() / (d.norm() + 1e-20) * d
         return diff
 
@@ -62,8 +63,7 @@ class AWP:
             w.add_(diff[name], alpha=sign)
 
     def state_dict(self) -> dict:
-        return {"proxy": self.proxy.state_dict(), "proxy_opt": self.proxy_opt.state_dict()}
+        return {"proxy": self.proxy.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.proxy.load_state_dict(state["proxy"])
-        self.proxy_opt.load_state_dict(state["proxy_opt"])
+        self.proxy.load_state_dict(state["proxy"])  # scratch: reloaded from the model before each ascent

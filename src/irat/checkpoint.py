@@ -10,6 +10,7 @@ import pickletools
 import random
 import re
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,15 @@ def _load_failure(path: Path, e: BaseException) -> CheckpointError:
     return CheckpointError(f"checkpoint {path}: corrupt, truncated or not a checkpoint (not a torch.save archive)")
 
 
+def _is_torchscript(path: Path) -> bool:
+    """A TorchScript archive (torch.jit.save) is a zip holding `<name>/constants.pkl` and `<name>/code/`."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("/constants.pkl") or "/code/" in n for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load safely; every failure is a CheckpointError naming the file."""
     path = Path(path)
@@ -125,6 +135,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"checkpoint {path}: is a directory, expected a .pt file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path}: file is empty")
+    if _is_torchscript(path):
+        raise CheckpointError(f"checkpoint {path}: this is a TorchScript export (irat export), not a training "
+                              f"checkpoint: load it with torch.jit.load")
     try:
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the verdict below is the message
             warnings.simplefilter("ignore")

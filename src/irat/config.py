@@ -99,7 +99,7 @@ class AWPConfig:
     enabled: bool = False
     gamma: float = 0.01
     warmup: int = 0  # the first N epochs train without weight perturbation (AWP from epoch N + 1)
-    proxy_lr: float = 0.01
+    proxy_lr: float = 0.01  # the proxy's SGD step; it cancels in the per-layer normalization
 
 
 @dataclass

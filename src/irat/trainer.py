@@ -389,14 +389,14 @@ class Trainer:
                 res = pgd(self.attack_model, x, y, cfg.attack.eps, cfg.attack.steps, cfg.attack.step_size,
                           loss=attack.loss, start=attack.start,
                           target_probs=probs_nat_eval if attack.loss == "kl" else None, tau=tau,
-                          keep_lps_iterate="probs_at_lps" in needs, noise=noise)
+                          keep_lps_iterate="probs_at_lps" in needs, lps_probs=not self.amp, noise=noise)
             x_adv, probs_at_lps = res.x_adv, res.probs_at_first_wrong
         else:
             res, x_adv = None, x
         with torch.no_grad(), eval_mode(self.attack_model):
             if r.margin_source == "eval":
                 probs_adv_eval = torch.softmax(self.attack_model(x_adv).float(), dim=1)
-            if self.amp and probs_at_lps is not None:  # the attack's own probabilities are bf16
+            if self.amp and "probs_at_lps" in needs:  # the attack's own would be bf16: read p(x + δ^(t_i)) in fp32
                 probs_at_lps = torch.softmax(self.attack_model(res.x_at_first_wrong).float(), dim=1)
 
         with self._autocast(training=True):

@@ -26,6 +26,8 @@ from .pgd import eval_mode
 NORMS = ("Linf", "L2", "L1")
 VERSIONS = ("standard", "custom", "plus", "rand")
 AA_ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
+STANDARD_ATTACKS = ("apgd-ce", "apgd-t", "fab-t", "square")  # version="standard"
+DLR_MIN_CLASSES = {"apgd-dlr": 3, "apgd-t": 4}  # the DLR loss reads the 3 / 4 largest logits
 LOGGER = "auto-attack"
 
 
@@ -101,6 +103,15 @@ def build_autoattack(model: nn.Module, *, eps: float, norm: str = "Linf", versio
         kwargs["attacks"] = list(attacks)
     elif attacks is not None or n_iter is not None or n_restarts is not None:
         raise ValueError(f"attacks, n_iter, n_restarts: only with version='custom' (got version={version!r})")
+    if num_classes is not None:
+        # DLR reads the 3 (untargeted) or 4 (targeted) largest logits: the package fails on fewer classes
+        run = kwargs.get("attacks") or (STANDARD_ATTACKS if version == "standard" else ())
+        need = max([DLR_MIN_CLASSES.get(a, 2) for a in run] or [2])
+        if num_classes < need:
+            from ..errors import IratError
+            raise IratError(f"--attacks: AutoAttack's {', '.join(a for a in run if a in DLR_MIN_CLASSES)} need at "
+                            f"least {need} classes (the DLR loss reads the largest logits); the model has "
+                            f"{num_classes}: use apgd-ce, pgd20, pgd100 or cw")
     aa = AutoAttack(model, **kwargs)
     aa.verbose = False
     if version == "custom":

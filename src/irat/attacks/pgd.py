@@ -101,12 +101,15 @@ def pgd(
     target_probs: Tensor | None = None,
     tau: int | None = None,
     keep_lps_iterate: bool = False,
+    lps_probs: bool = True,
     cw_kappa: float = 50.0,
     noise: Tensor | None = None,
 ) -> PGDResult:
     """L∞ PGD: x^(t+1) = Proj_{B_ε(x) ∩ [0,1]}(x^(t) + α sign ∇_x ℓ(x^(t), y)).
 
-    Runs the model in eval mode and restores its mode. ε and α may be per-sample tensors.
+    Runs the model in eval mode and restores its mode. ε and α may be per-sample tensors. With
+    `keep_lps_iterate` it also returns x^(t_i) and, unless `lps_probs` is False (a caller that recomputes
+    them, e.g. in fp32), the eval-mode probabilities there.
     """
     radius = _as_radius(eps, x)
     alpha = _as_radius(step_size, x)
@@ -139,10 +142,11 @@ def pgd(
                 kappa += correct
                 newly_wrong = (~correct) & (first_wrong == steps)
                 first_wrong = torch.where(newly_wrong, t, first_wrong)
-                if keep_lps_iterate:
+                if keep_lps_iterate and lps_probs:
                     probs = torch.softmax(logits.float(), dim=1)
                     probs_lps = probs if probs_lps is None else probs_lps
                     probs_lps = torch.where(newly_wrong[:, None], probs, probs_lps)
+                if keep_lps_iterate:
                     x_lps = torch.where(newly_wrong.view(shape), x_adv.detach(), x_lps)
                 if tau is not None:
                     wrong = ~correct
@@ -156,11 +160,12 @@ def pgd(
                 x_adv = torch.clamp(x_adv.detach() + step, lower, upper)
 
     never_wrong = first_wrong == steps
-    if keep_lps_iterate:
+    if keep_lps_iterate and lps_probs:
         with torch.no_grad(), eval_mode(model):
             probs_final = torch.softmax(model(x_adv).float(), dim=1)
         probs_lps = torch.where(never_wrong[:, None], probs_final, probs_lps if probs_lps is not None
                                 else probs_final)
+    if keep_lps_iterate:
         x_lps = torch.where(never_wrong.view(shape), x_adv, x_lps)
     return PGDResult(x_adv=x_adv.detach(), kappa=kappa, first_wrong=first_wrong, x_at_first_wrong=x_lps,
                      probs_at_first_wrong=probs_lps, steps_taken=steps_taken)

@@ -405,7 +405,11 @@ def _load_svhn(root: Path, download: bool) -> ImageDataset:
 
 
 def _list_split(directory: Path, split: str) -> tuple[list[str], list[Path], np.ndarray]:
-    """Classes (sorted subdirectory names), image files (sorted) and their class indices."""
+    """Classes (sorted subdirectory names), image files and their class indices.
+
+    The files are interleaved over the classes (the first of every class, then the second, …; sorted
+    names within a class), so that "the first N test examples" (`irat eval --n-examples N`) cover every
+    class rather than the first one alone."""
     split_dir = directory / split
     if not split_dir.is_dir():
         raise DataError(
@@ -429,7 +433,9 @@ def _list_split(directory: Path, split: str) -> tuple[list[str], list[Path], np.
     if not files:
         raise DataError(f"data.name: image folder {split_dir} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     labels = np.repeat(np.arange(len(classes), dtype=np.int64), counts)
-    return classes, files, labels
+    rank_in_class = np.concatenate([np.arange(c) for c in counts])
+    order = np.lexsort((labels, rank_in_class))  # by rank within the class, then by class
+    return classes, [files[i] for i in order], labels[order]
 
 
 def _fingerprint(directory: Path, files: list[Path]) -> str:
