@@ -236,13 +236,14 @@ class Quantized(nn.Module):
 
 
 def test_masked_gradients_are_flagged_and_a_normal_model_is_not(run: dict[str, Any], fmnist, normal_eval) -> None:
-    sat = irat.evaluate(Saturated(run["model"]).eval(), fmnist, ["nat", "pgd20", "cw"], eps=EPS, n_examples=80,
+    # 200 examples: the noise margin (binomial) shrinks below the PGD-to-CW gap of this tiny model
+    sat = irat.evaluate(Saturated(run["model"]).eval(), fmnist, ["nat", "pgd20", "cw"], eps=EPS, n_examples=200,
                         sanity_examples=40)
     f = sat.flags
     assert f["zero_gradients"]["flag"] and f["zero_gradients"]["share"] > 20
     # CE-PGD is blind, the CW margin is not: PGD far above the worst case
     gm = f["gradient_masking"]
-    assert gm["flag"] and gm["gap"] > max(gm["threshold"], gm["noise_margin"])
+    assert gm["flag"] and gm["gap"] > max(gm["threshold"], gm["noise_margin"]), (gm, sat.report["accuracy"])
     assert "possible gradient masking" in sat.markdown()
 
     quant = irat.evaluate(Quantized(run["model"]).eval(), fmnist, ["nat", "pgd20"], eps=EPS, n_examples=40,
