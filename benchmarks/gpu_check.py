@@ -607,18 +607,15 @@ class GpuCheck:
 
     # ---- 2. irat bench ------------------------------------------------------------------------
     def run_bench(self, rec: dict[str, Any]) -> None:
-        from irat.bench import run_bench
-        from irat.cli import build_parser
+        from irat.bench import BenchOptions, run_bench
 
         p = self.plan
-        argv = ["bench", "--device", self.device.type, "--preset", PRESET, "--model", "resnet18",
-                "--batch-size", str(p.batch_size), "--methods", ",".join(BENCH_METHODS),
-                "--repeats", str(p.bench_repeats), "--batches", str(p.bench_batches),
-                "--epoch-images", str(p.bench_epoch_images), "--epoch-repeats", str(p.bench_epoch_repeats),
-                "--no-variants", "--set", *self.data_sets(), *p.model_sets()[1:]]
-        rec["argv"] = argv
-        args = build_parser().parse_args(argv)
-        out = run_bench(args, argv, log=self.log)
+        opts = BenchOptions(device=self.device.type, preset=PRESET, model="resnet18", batch_size=p.batch_size,
+                            methods=",".join(BENCH_METHODS), repeats=p.bench_repeats, batches=p.bench_batches,
+                            epoch_images=p.bench_epoch_images, epoch_repeats=p.bench_epoch_repeats,
+                            no_variants=True, set=[*self.data_sets(), *p.model_sets()[1:]])
+        rec["options"] = vars(opts)
+        out = run_bench(opts, ["bench (benchmarks/gpu_check.py)"], log=self.log)
         rec["floor_ratio"] = out["floor_ratio"]
         rec["overhead_vs_at"] = {m: out["overhead"][m] for m in BENCH_METHODS}
         rec["overhead_vs_base"] = {m: out["overhead_vs_base"][m] for m in BENCH_METHODS}

@@ -401,12 +401,12 @@ def test_run_directory_below_a_file_is_refused(base_config: Path, tmp_path: Path
 
 def test_an_internal_error_is_still_one_line(monkeypatch: pytest.MonkeyPatch, base_config: Path, tmp_path: Path,
                                              capfd: pytest.CaptureFixture) -> None:
-    import irat.trainer
+    import irat.cli.train
 
     def broken(*args, **kwargs):
         raise RuntimeError("something\nunexpected")
 
-    monkeypatch.setattr(irat.trainer, "train", broken)
+    monkeypatch.setattr(irat.cli.train, "train", broken)
     monkeypatch.delenv("IRAT_DEBUG", raising=False)
     rc, err = run(train_args(base_config, tmp_path / "run"), capfd)
     assert rc == 1 and len(err) == 1, err

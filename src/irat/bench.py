@@ -29,7 +29,6 @@ interleaved and rotated, so drifting machine load cancels):
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import platform
@@ -40,6 +39,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import torch
@@ -55,6 +55,28 @@ _ENV_KEYS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPIN
 # ops that, on CUDA, make the host wait for the device (or copy host data to it synchronously)
 SYNC_OPS = ("aten._local_scalar_dense", "aten.lift_fresh", "aten.lift_fresh_copy", "aten.nonzero",
             "aten.masked_select", "aten._unique2", "aten.unique_dim", "aten.repeat_interleave")
+
+
+@dataclass
+class BenchOptions:
+    """What `irat bench` measures (its command-line options, as data)."""
+
+    quick: bool = False
+    preset: str = "fmnist-smallcnn"
+    model: str = "smallcnn"
+    batch_size: int = 128
+    device: str = "cpu"
+    methods: str | None = None  # comma list; default all, or QUICK_METHODS
+    repeats: int | None = None  # timing rounds (default 7, quick 2)
+    batches: int | None = None  # fixed batches per timed item (default 2, quick 1)
+    epoch_images: int | None = None
+    epoch_repeats: int | None = None
+    threads: int | None = None
+    no_variants: bool = False
+    reference: bool = False
+    reference_workers: int = 0
+    epochs: int = 3
+    set: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -73,7 +95,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _bench_config(method: str, args: argparse.Namespace, n_train: int, extra: Sequence[str] = ()) -> Any:
+def _bench_config(method: str, args: BenchOptions, n_train: int, extra: Sequence[str] = ()) -> Any:
     from .config import build_config
 
     overrides = [f"method={method}", f"model.name={args.model}", f"batch_size={args.batch_size}",
@@ -83,7 +105,7 @@ def _bench_config(method: str, args: argparse.Namespace, n_train: int, extra: Se
     return build_config(f"{args.preset}-{method}", None, overrides)
 
 
-def _trainer(method: str, args: argparse.Namespace, tmp: Path, n_train: int, extra: Sequence[str] = (),
+def _trainer(method: str, args: BenchOptions, tmp: Path, n_train: int, extra: Sequence[str] = (),
              name: str | None = None):
     from .trainer import Trainer
 
@@ -293,7 +315,7 @@ def _device_name(device: torch.device) -> str:
 # the benchmark
 
 
-def run_bench(args: argparse.Namespace, argv: Sequence[str] | None = None,
+def run_bench(args: BenchOptions, argv: Sequence[str] | None = None,
               log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> dict[str, Any]:
     from .methods import METHODS
 
@@ -591,70 +613,4 @@ def format_report(out: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------
-# CLI
-
-
-def _command_line(args: argparse.Namespace) -> list[str]:
-    """The options that differ from their defaults, as a command line (for the JSON's `command`)."""
-    parser = getattr(args, "_bench_parser", None)
-    if parser is None:
-        return sys.argv[1:]
-    words = ["bench"]
-    for action in parser._actions:
-        if not action.option_strings or action.dest in ("help",):
-            continue
-        value = getattr(args, action.dest, None)
-        if value == action.default or value is None:
-            continue
-        if isinstance(action, argparse._StoreTrueAction):
-            words.append(action.option_strings[0])
-        elif isinstance(value, list):
-            words += [action.option_strings[0], *map(str, value)]
-        else:
-            words += [action.option_strings[0], str(value)]
-    return words
-
-
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from .io import atomic_write_json
-
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise IratError("--device: cuda requested but CUDA is not available")
-    out = run_bench(args, _command_line(args))
-    print(format_report(out))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(args.out, out)
-        print(f"wrote {args.out}")
-    return 0
-
-
-def register(subparsers: Any) -> None:
-    """Add `irat bench` to the CLI."""
-    p = subparsers.add_parser("bench", help="measure the cost floor: clean / attack / AT / method steps, ratios",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help=f"a representative subset of methods ({', '.join(QUICK_METHODS)}), fewer rounds")
-    p.add_argument("--out", help="write the results as JSON to this file")
-    p.add_argument("--preset", default="fmnist-smallcnn", help="a family preset (default fmnist-smallcnn)")
-    p.add_argument("--model", default="smallcnn")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
-    p.add_argument("--methods", default=None, help="comma list of methods (default: all, or the quick subset)")
-    p.add_argument("--repeats", type=int, default=None, help="timing rounds (default 7, quick 2)")
-    p.add_argument("--batches", type=int, default=None, help="fixed batches per timed item (default 2, quick 1)")
-    p.add_argument("--epoch-images", type=int, default=None, help="images per throughput epoch (default 2048)")
-    p.add_argument("--epoch-repeats", type=int, default=None, help="throughput epochs (default 3, quick 1)")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads before measuring")
-    p.add_argument("--no-variants", action="store_true", help="skip the channels_last and thread comparisons")
-    p.add_argument("--reference", action="store_true",
-                   help="also run benchmarks/reference_loop.py on the same model and data (reference_ratio)")
-    p.add_argument("--reference-workers", type=int, default=0, help="DataLoader workers of the reference loop")
-    p.add_argument("--epochs", type=int, default=3, help=argparse.SUPPRESS)
-    p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE",
-                   help="config overrides (repeatable), e.g. --set attack.steps=5 --set fast.amp=true")
-    p.set_defaults(func=_cmd_bench, _bench_parser=p)
-
-
-__all__ = ["QUICK_METHODS", "bare_attack", "count_sync_ops", "format_report", "irat_epoch", "register", "run_bench"]
+__all__ = ["QUICK_METHODS", "BenchOptions", "bare_attack", "count_sync_ops", "format_report", "irat_epoch", "run_bench"]
