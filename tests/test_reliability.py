@@ -8,7 +8,7 @@ the AWP proxy, the mid-epoch statistics and the reweighting all have to survive 
 Proved here:
 - SIGKILL at seeded random moments, then `--resume` until done: last.pt and best.pt hold weights
   bitwise equal to the uninterrupted run's, and metrics.jsonl has the same lines (timing fields aside);
-- SIGKILL while a file is being written (the `IRAT_TEST_SLOW_WRITE` hook in irat.io holds the temp file
+- SIGKILL while a file is being written (the `IRAT_TEST_SLOW_WRITE` hook in irat.files holds the temp file
   open before its rename): the previous file stays loadable, the temp file is cleaned up on resume;
 - after every kill last.pt loads and metrics.jsonl is a prefix of the checkpoint's metrics; each resume
   goes on from the checkpoint (not from scratch), and a kill before the first checkpoint is resumable;
@@ -30,7 +30,7 @@ import pytest
 import torch
 
 from irat.checkpoint import load_checkpoint
-from irat.io import SLOW_WRITE_ENV
+from irat.files import SLOW_WRITE_ENV
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 pytestmark = pytest.mark.skipif(not FMNIST.is_dir(), reason="needs the system Fashion-MNIST copy")

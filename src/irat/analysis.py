@@ -35,7 +35,7 @@ SPLITS = ("train", "test")
 
 def load_checkpoint_model(path: str | Path, device: str = "auto") -> tuple[nn.Module, Config, torch.device]:
     """The checkpoint's model (eval mode, on `device`) and its training config."""
-    from .api import model_from_checkpoint
+    from .runs import model_from_checkpoint
     from .checkpoint import load_checkpoint
     from .distributed import local_device
 
@@ -221,7 +221,7 @@ def analyze_paths(path: str | Path, n: int = 256, steps: int = 50, *, split: str
                   plot_examples: int = 4) -> dict[str, Any]:
     """`irat analyze paths`: PGD vs LM-PGD on `n` examples; writes paths.json and paths.png to `out`."""
     from .figures import loss_paths
-    from .io import atomic_write_json
+    from .files import atomic_write_json
 
     if steps < 1:
         raise ConfigError("--steps", "an integer >= 1", steps)

@@ -20,7 +20,7 @@ from torch import nn
 
 from . import __version__
 from .errors import CheckpointError, IratError
-from .io import atomic_torch_save
+from .files import atomic_torch_save
 
 FORMAT = "irat-checkpoint-v1"
 

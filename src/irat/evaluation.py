@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from .attacks.pgd import eval_mode, pgd
 from .errors import ConfigError, IratError
+from .runs import RunDir, eval_files, model_from_checkpoint, read_eval, read_eval_examples
 
 # ---------------------------------------------------------------------------------------------
 # the registry: every attack and every one of its parameters
@@ -316,11 +317,10 @@ class EvalResult:
         """Write eval.json at `out`, and eval.md and eval_examples.json beside it (atomically)."""
         import json
 
-        from .io import atomic_write_json, atomic_write_text
+        from .files import atomic_write_json, atomic_write_text
 
         out = Path(out)
-        paths = {"json": out, "markdown": out.with_name(out.stem + ".md"),
-                 "examples": out.with_name(out.stem + "_examples.json")}
+        paths = eval_files(out)
         self.report["files"] = {"markdown": paths["markdown"].name, "examples": paths["examples"].name}
         atomic_write_text(paths["examples"], json.dumps(self.examples, separators=(",", ":")) + "\n")
         atomic_write_text(paths["markdown"], self.markdown())
@@ -674,18 +674,9 @@ def _stored_attack(previous: EvalResult | Mapping[str, Any], a: str, n: int
 def load_eval(path: str | Path) -> dict[str, Any] | None:
     """{"report", "examples"} from an eval.json and the eval_examples.json beside it; None if either
     is missing or unreadable (then nothing is reused)."""
-    import json
-
-    path = Path(path)
-    try:
-        report = json.loads(path.read_text())
-        ex_name = report.get("files", {}).get("examples", path.stem + "_examples.json")
-        examples = json.loads((path.parent / ex_name).read_text())
-    except (OSError, ValueError, AttributeError):
-        return None
-    if not isinstance(report, dict) or not isinstance(examples, dict):
-        return None
-    return {"report": report, "examples": examples}
+    report = read_eval(path)
+    examples = read_eval_examples(path, report) if report is not None else None
+    return None if examples is None else {"report": report, "examples": examples}
 
 
 def _gen(device: torch.device, *parts: int) -> torch.Generator:
@@ -926,10 +917,9 @@ def evaluate_checkpoint(path: str | Path, attacks: str | Sequence[str] | None = 
     same architecture with the same weights' hash), keep the attacks it ran with the same settings
     and run only the others (see `evaluate`).
     """
-    from .api import model_from_checkpoint
     from .checkpoint import check_data_matches, load_checkpoint
     from .distributed import local_device
-    from .io import sha256_file
+    from .files import sha256_file
 
     names = parse_attacks(attacks)  # validate before loading anything
     proto = resolve_protocol(protocol, limits)
@@ -946,7 +936,7 @@ def evaluate_checkpoint(path: str | Path, attacks: str | Sequence[str] | None = 
     from .data.datasets import load_dataset
     ds = load_dataset(cfg.data.name, cfg.data.root)
     check_data_matches(ckpt, ds, path)
-    out_path = Path(out) if out else path.parent.parent / "eval.json"
+    out_path = Path(out) if out else RunDir.of_checkpoint(path).eval_json
     digest = sha256_file(path)
     previous = load_eval(out_path) if reuse else None
     if previous is not None:

@@ -18,6 +18,7 @@ from torch import nn
 
 from .errors import ConfigError, IratError
 from .evaluation import format_eps
+from .runs import RunDir, model_from_checkpoint, read_eval
 
 ARCHITECTURES = {"smallcnn": "SmallCNN", "resnet18": "ResNet-18", "preact_resnet18": "PreActResNet-18"}
 RB_DATASETS = {"cifar10": "cifar10", "cifar100": "cifar100", "fashion-mnist": "fashion-mnist", "svhn": "svhn"}
@@ -37,12 +38,9 @@ def _read_eval(path: Path, explicit: bool) -> dict[str, Any] | None:
         if explicit:
             raise IratError(f"--eval: {path}: file not found")
         return None
-    try:
-        report = json.loads(path.read_text())
-        if not isinstance(report, dict) or not isinstance(report.get("accuracy"), dict):
-            raise ValueError("no 'accuracy' table")
-    except (ValueError, OSError) as e:
-        raise IratError(f"--eval: {path}: not a readable eval.json ({' '.join(str(e).split())[:100]})") from None
+    report = read_eval(path)
+    if report is None or not isinstance(report.get("accuracy"), dict):
+        raise IratError(f"--eval: {path}: not a readable eval.json (a JSON object with an 'accuracy' table)")
     return report
 
 
@@ -133,12 +131,11 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None,
 
     The exported module's logits are checked against the irat model on a random batch before returning.
     """
-    from .api import model_from_checkpoint
     from .checkpoint import load_checkpoint
-    from .io import atomic_write_bytes, atomic_write_json, sha256_file
+    from .files import atomic_write_bytes, atomic_write_json, sha256_file
 
     ckpt_path = Path(checkpoint)
-    out_path = Path(out) if out is not None else ckpt_path.parent.parent / "model.pt"
+    out_path = Path(out) if out is not None else RunDir.of_checkpoint(ckpt_path).exported
     if out_path.suffix == ".json":
         raise ConfigError("--out", "a model file path not ending in .json (the card goes to <stem>.json)",
                           str(out_path))
@@ -147,7 +144,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None,
     ckpt = load_checkpoint(ckpt_path)
     model, cfg = model_from_checkpoint(ckpt, ckpt_path)
     model = model.float().cpu().eval()
-    ev_path = Path(eval_json) if eval_json is not None else ckpt_path.parent.parent / "eval.json"
+    ev_path = Path(eval_json) if eval_json is not None else RunDir.of_checkpoint(ckpt_path).eval_json
     report = _read_eval(ev_path, explicit=eval_json is not None)
 
     h, w = (int(v) for v in ckpt.get("image_size", (32, 32)))

@@ -23,7 +23,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .io import atomic_write_bytes
+from .files import atomic_write_bytes
 
 DPI = 110
 

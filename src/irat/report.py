@@ -29,7 +29,8 @@ import numpy as np
 import yaml
 
 from .errors import IratError
-from .io import atomic_write_text
+from .files import atomic_write_text
+from .runs import RunDir, read_eval
 
 COLUMN_NAMES = {"nat": "NAT", "fgsm": "FGSM", "pgd20": "PGD-20", "pgd100": "PGD-100", "cw": "CW", "apgd": "APGD",
                 "apgd-ce": "APGD", "apgd_ce": "APGD", "aa": "AA", "autoattack": "AA", "worst": "worst"}
@@ -85,7 +86,7 @@ class Run:
 
     @property
     def checkpoint(self) -> Path:
-        return self.path / "checkpoints" / "last.pt"
+        return RunDir(self.path).last
 
     @property
     def burn_in_end(self) -> int:
@@ -104,8 +105,9 @@ def find_runs(dirs: list[str | Path]) -> list[Run]:
         d = Path(d)
         if not d.exists():
             raise IratError(f"report: {d}: no such directory")
-        candidates = [d / "config.yaml"] if (d / "config.yaml").is_file() else []
-        candidates += sorted(d.rglob("config.yaml"))
+        name = RunDir(d).config.name
+        candidates = [d / name] if (d / name).is_file() else []
+        candidates += sorted(d.rglob(name))
         for cfg_path in candidates:
             run_dir = cfg_path.parent.resolve()
             if run_dir in seen:
@@ -116,13 +118,8 @@ def find_runs(dirs: list[str | Path]) -> list[Run]:
                 continue
             if not isinstance(cfg, dict) or "method" not in cfg:
                 continue
-            ev = None
-            if (run_dir / "eval.json").is_file():
-                try:
-                    ev = json.loads((run_dir / "eval.json").read_text())
-                except ValueError:
-                    ev = None
-            seen[run_dir] = Run(cfg_path.parent, _flatten(cfg), _read_jsonl(run_dir / "metrics.jsonl"), ev)
+            run = RunDir(run_dir)
+            seen[run_dir] = Run(cfg_path.parent, _flatten(cfg), _read_jsonl(run.metrics), read_eval(run.eval_json))
     return [seen[k] for k in sorted(seen)]
 
 

@@ -36,7 +36,6 @@ Cells run one after another in this process. To spread them over machines, run o
 """
 from __future__ import annotations
 
-import importlib
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,8 @@ import yaml
 
 from .config import Config, build_config, config_from_dict
 from .errors import ConfigError, IratError
+from . import evaluation, trainer  # module attributes: tests may replace train / evaluate_checkpoint
+from .runs import RunDir, read_eval
 
 RESERVED = ("method", "seed")  # set by --methods / --seeds, not by --set / --grid
 
@@ -217,15 +218,12 @@ class CellState:
 
 def _eval_complete(cell_dir: Path, ckpt: Path, spec: SweepSpec) -> bool:
     """eval.json exists for this checkpoint and covers the sweep's attacks on its example counts."""
-    import json
+    from .files import sha256_file
 
-    from .io import sha256_file
-
-    p = cell_dir / "eval.json"
-    if not p.is_file():
+    report = read_eval(RunDir(cell_dir).eval_json)
+    if report is None:
         return False
     try:
-        report = json.loads(p.read_text())
         acc = report["accuracy"]
         stored = report.get("checkpoint", {})
         covered = {a: int(report["attacks"][a]["n_examples"]) for a in spec.eval_attacks or [] if a in acc}
@@ -251,7 +249,7 @@ def cell_state(spec: SweepSpec, cell: Cell) -> CellState:
         raise ConfigError("--eval-checkpoint", "last when the runs have no validation split (data.val_size = 0)",
                           "best")
     path = spec.out / cell.name
-    cfg_file, last = path / "config.yaml", path / "checkpoints" / "last.pt"
+    cfg_file, last = RunDir(path).config, RunDir(path).last
     if not path.exists() or not any(path.iterdir()):
         return CellState(cell, path, cfg, "new")
     if cfg_file.is_file():
@@ -273,7 +271,7 @@ def cell_state(spec: SweepSpec, cell: Cell) -> CellState:
         return CellState(cell, path, cfg, "resume", done, f"{done}/{cfg.epochs} epochs" + (f" + {step} steps"
                                                                                              if step else ""))
     if spec.eval_attacks:
-        ckpt = path / "checkpoints" / f"{spec.eval_checkpoint}.pt"
+        ckpt = RunDir(path).checkpoint(spec.eval_checkpoint)
         if not _eval_complete(path, ckpt, spec):
             return CellState(cell, path, cfg, "evaluate", done, "trained, not evaluated")
     return CellState(cell, path, cfg, "done", done)
@@ -281,15 +279,6 @@ def cell_state(spec: SweepSpec, cell: Cell) -> CellState:
 
 # ---------------------------------------------------------------------------------------------
 # running
-
-
-def _train_fn() -> Callable[..., Any]:
-    # looked up at call time so that tests (and wrappers) can replace irat.trainer.train
-    return importlib.import_module("irat.trainer").train
-
-
-def _evaluate_fn() -> Callable[..., dict[str, Any]]:
-    return importlib.import_module("irat.evaluation").evaluate_checkpoint
 
 
 @dataclass
@@ -303,7 +292,7 @@ class CellResult:
 def run_sweep(spec: SweepSpec, *, dry_run: bool = False, only: list[int] | None = None, progress: bool = False,
               device: str | None = None, log: Callable[[str], None] = print) -> list[CellResult]:
     """Train (and evaluate) every cell not yet finished, one after another; see the module docstring."""
-    from .io import atomic_write_json
+    from .files import atomic_write_json
 
     validate_spec(spec)
     cells = spec.cells()
@@ -331,17 +320,17 @@ def run_sweep(spec: SweepSpec, *, dry_run: bool = False, only: list[int] | None 
         if s.action in ("new", "restart", "resume"):
             log(f"{head}: {'resuming' if s.action == 'resume' else 'training'}"
                 + (f" ({s.detail})" if s.detail else ""))
-            _train_fn()(s.config, s.path, resume=s.action == "resume", overwrite=s.action == "restart",
+            trainer.train(s.config, s.path, resume=s.action == "resume", overwrite=s.action == "restart",
                         progress=progress, device=device)
             r.trained = True
         if spec.eval_attacks:
-            ckpt = s.path / "checkpoints" / f"{spec.eval_checkpoint}.pt"
+            ckpt = RunDir(s.path).checkpoint(spec.eval_checkpoint)
             if not ckpt.is_file():
                 raise IratError(f"cell {s.path}: no {ckpt.name} to evaluate (best.pt needs validation)")
-            rep = _evaluate_fn()(ckpt, attacks=list(spec.eval_attacks), n_examples=spec.eval_examples,
+            rep = evaluation.evaluate_checkpoint(ckpt, attacks=list(spec.eval_attacks), n_examples=spec.eval_examples,
                                  limits=dict(spec.eval_limits), batch_size=spec.eval_batch_size,
                                  device=device or "auto", reuse=True,
-                                 out=str(s.path / "eval.json"))
+                                 out=str(RunDir(s.path).eval_json))
             r.evaluated, r.accuracy = True, dict(rep["accuracy"])
             log(f"{head}: " + "  ".join(f"{k} {v:.2f}%" for k, v in r.accuracy.items()))
         results.append(r)
@@ -371,9 +360,9 @@ def cell_command(spec: SweepSpec, state: CellState, device: str | None = None, p
             cmd.append("--overwrite")
         parts.append(shlex.join(cmd))
     if spec.eval_attacks and state.action != "done":
-        ckpt = str(state.path / "checkpoints" / f"{spec.eval_checkpoint}.pt")
+        ckpt = str(RunDir(state.path).checkpoint(spec.eval_checkpoint))
         cmd = [prog, "eval", ckpt, "--attacks", ",".join(spec.eval_attacks), "--batch-size",
-               str(spec.eval_batch_size), "--out", str(state.path / "eval.json"), "--reuse"]
+               str(spec.eval_batch_size), "--out", str(RunDir(state.path).eval_json), "--reuse"]
         if spec.eval_examples is not None:
             cmd += ["--n-examples", str(spec.eval_examples)]
         for a, k in spec.eval_limits.items():

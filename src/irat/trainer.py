@@ -7,6 +7,7 @@ after a crash ends bitwise where the uninterrupted run would have.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
@@ -29,9 +30,10 @@ from .config import Config, config_from_dict, dump_yaml
 from .data.loader import Splits, default_augment, epoch_batches, load_splits, steps_per_epoch
 from .errors import IratError, TrainingDiverged
 from .evaluation import quick_accuracy
-from .io import atomic_write_text, remove_stale_temps
+from .files import atomic_write_text, remove_stale_temps
 from .margins import MARGINS, MarginInputs, confused_label_count
 from .models import model_from_config
+from .runs import RunDir
 from .objectives import OBJECTIVES
 from .weighting import reweight, reweighting_active
 
@@ -166,14 +168,14 @@ class Trainer:
     def __init__(self, cfg: Config, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
                  progress: bool = True, device: str | None = None):
         if device is not None and device != cfg.device:
-            cfg.device = device
+            cfg = dataclasses.replace(cfg, device=device)  # the caller's config stays as it was
         self.out_dir = Path(out_dir)
+        self.rundir = RunDir(self.out_dir)
         self.progress = progress
         ckpt = None
         restart = False  # --resume of a run killed before its first checkpoint: start it again
         if resume:
-            last = self.out_dir / "checkpoints" / "last.pt"
-            saved_yaml = self.out_dir / "config.yaml"
+            last, saved_yaml = self.rundir.last, self.rundir.config
             if last.exists():
                 ckpt = load_checkpoint(last)
                 saved = config_from_dict(ckpt["config"])
@@ -204,7 +206,7 @@ class Trainer:
         self.splits: Splits = load_splits(cfg, self.device)
         self.augment = cfg.data.augment if cfg.data.augment is not None else default_augment(self.splits)
         if ckpt is not None:
-            check_data_matches(ckpt, self.splits, self.out_dir / "checkpoints" / "last.pt")
+            check_data_matches(ckpt, self.splits, self.rundir.last)
         torch.manual_seed(cfg.seed)
         try:
             model = model_from_config(cfg, self.splits.num_classes, self.splits.in_channels, self.splits.image_size)
@@ -252,7 +254,7 @@ class Trainer:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise IratError(f"--out: cannot create the run directory {self.out_dir} ({e.strerror})") from None
-            atomic_write_text(self.out_dir / "config.yaml", dump_yaml(cfg))
+            atomic_write_text(self.rundir.config, dump_yaml(cfg))
             if restart:
                 self._write_metrics()
         dist_utils.barrier()
@@ -262,7 +264,7 @@ class Trainer:
     # ---- checkpoints ------------------------------------------------------------------------
     @property
     def ckpt_dir(self) -> Path:
-        return self.out_dir / "checkpoints"
+        return self.rundir.checkpoints
 
     def _payload(self, completed_epochs: int, step_in_epoch: int, stats: EpochStats | None) -> dict[str, Any]:
         return {
@@ -285,7 +287,7 @@ class Trainer:
 
     def _save(self, completed_epochs: int, step_in_epoch: int, stats: EpochStats | None) -> Path:
         self._check_finite()
-        path = self.ckpt_dir / "last.pt"
+        path = self.rundir.last
         rngs = None
         if self.world > 1:  # collectives: every rank calls _save at the same step
             rngs = self._gather_objects(rng_state())
@@ -316,7 +318,7 @@ class Trainer:
         return merged
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
-        path = self.ckpt_dir / "last.pt"
+        path = self.rundir.last
         load_state_checked(self.model, ckpt["model"], path)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -333,7 +335,7 @@ class Trainer:
             self._write_metrics()
 
     def _write_metrics(self) -> None:
-        atomic_write_text(self.out_dir / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in self.metrics))
+        atomic_write_text(self.rundir.metrics, "".join(json.dumps(m) + "\n" for m in self.metrics))
 
     # ---- numerical faults ---------------------------------------------------------------------
     def _note_finite(self, loss: Tensor, epoch: int, step: int) -> None:
@@ -348,7 +350,7 @@ class Trainer:
         """Raise before a non-finite loss or weight can reach a checkpoint (one sync, at saves only).
 
         Steps in the message count from 1 within the epoch, like the checkpoints' `step_in_epoch`."""
-        last = self.ckpt_dir / "last.pt"
+        last = self.rundir.last
         kept = (f"the last good checkpoint {last} is kept" if last.exists() else "no checkpoint was written")
         if int(self._first_bad[0]) >= 0:
             e, s = (int(v) for v in self._first_bad.tolist())
@@ -573,7 +575,7 @@ class Trainer:
                 # best.pt, then last.pt, then metrics.jsonl: a kill between two writes never leaves
                 # last.pt naming a best.pt that is not on disk, nor metrics.jsonl ahead of last.pt
                 if improved and self.rank == 0:
-                    save_checkpoint(self.ckpt_dir / "best.pt", self._payload(epoch, 0, None))
+                    save_checkpoint(self.rundir.best, self._payload(epoch, 0, None))
                 path = self._save(epoch, 0, None)
                 if self.rank == 0:
                     self._write_metrics()
@@ -587,8 +589,8 @@ class Trainer:
                 bar.close()
             for sig, h in old_handlers.items():
                 signal.signal(sig, h)
-        best = self.ckpt_dir / "best.pt"
-        return RunResult(self.out_dir, self.metrics, self.ckpt_dir / "last.pt", best if best.exists() else None)
+        best = self.rundir.best
+        return RunResult(self.out_dir, self.metrics, self.rundir.last, best if best.exists() else None)
 
 
 def _format_line(m: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..analysis import SPLITS, analyze_checkpoint_lps, analyze_paths
 from ..figures import lps_histogram, pm_vs_lps_boxplot
-from ..io import atomic_write_json
+from ..files import atomic_write_json
 
 
 def _cmd_paths(args: argparse.Namespace) -> int:

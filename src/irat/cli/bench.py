@@ -12,7 +12,7 @@ import torch
 from ..bench import QUICK_METHODS, BenchOptions, format_report, run_bench
 from ..bench import __doc__ as bench_doc
 from ..errors import IratError
-from ..io import atomic_write_json
+from ..files import atomic_write_json
 
 
 def _options(args: argparse.Namespace) -> BenchOptions:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from irat.errors import DataError
-from irat.io import atomic_torch_save
+from irat.files import atomic_torch_save
 
 log = logging.getLogger(__name__)
 

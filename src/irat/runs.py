@@ -1,0 +1,108 @@
+"""The run directory, written down once, and what is read back from it.
+
+    RUN/config.yaml                  the resolved config, written when the run starts
+    RUN/metrics.jsonl                one JSON line per finished epoch
+    RUN/checkpoints/last.pt          everything the future depends on (resume, eval, export)
+    RUN/checkpoints/best.pt          the best validation PGD-20 epoch (never chosen on the test set)
+    RUN/eval.json, eval.md, eval_examples.json     `irat eval` of the run's checkpoint
+    RUN/model.pt (+ model.json)      `irat export`
+
+A checkpoint's run directory is the folder above its `checkpoints/`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .checkpoint import load_checkpoint, load_state_checked
+from .config import Config, config_from_dict
+from .models import model_from_config
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint: str | Path) -> "RunDir":
+        return cls(Path(checkpoint).parent.parent)
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    def checkpoint(self, name: str = "last") -> Path:
+        """checkpoints/<name>.pt: "last" or "best"."""
+        return self.checkpoints / f"{name}.pt"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoint("last")
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoint("best")
+
+    @property
+    def eval_json(self) -> Path:
+        return self.path / "eval.json"
+
+    @property
+    def exported(self) -> Path:
+        """`irat export`'s default model file."""
+        return self.path / "model.pt"
+
+
+def eval_files(eval_json: str | Path) -> dict[str, Path]:
+    """eval.json and the two files written beside it: FILE.json, FILE.md, FILE_examples.json."""
+    p = Path(eval_json)
+    return {"json": p, "markdown": p.with_suffix(".md"), "examples": p.with_name(p.stem + "_examples.json")}
+
+
+def read_eval(path: str | Path) -> dict[str, Any] | None:
+    """The report an eval.json holds; None if the file is missing or is not a JSON object."""
+    try:
+        report = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def read_eval_examples(path: str | Path, report: dict[str, Any]) -> dict[str, Any] | None:
+    """The per-example results beside an eval.json (the name it records, else FILE_examples.json)."""
+    p = Path(path)
+    files = report.get("files")
+    name = files.get("examples") if isinstance(files, dict) else None
+    examples = read_eval(p.parent / name) if isinstance(name, str) else read_eval(eval_files(p)["examples"])
+    return examples
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], path: str | Path) -> tuple[nn.Module, Config]:
+    """The network a loaded checkpoint describes, with its weights, in eval mode, and its config."""
+    cfg = config_from_dict(ckpt["config"])
+    size = tuple(ckpt.get("image_size", (32, 32)))
+    model = model_from_config(cfg, int(ckpt["num_classes"]), int(ckpt["in_channels"]), size)  # type: ignore[arg-type]
+    load_state_checked(model, ckpt["model"], path)
+    return model.eval(), cfg
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """The trained network of an irat checkpoint, in eval mode, taking [0, 1] inputs (NCHW)."""
+    model, _ = model_from_checkpoint(load_checkpoint(path), path)
+    return model.to(device).eval()
+
+
+__all__ = ["RunDir", "eval_files", "load_model", "model_from_checkpoint", "read_eval", "read_eval_examples"]
