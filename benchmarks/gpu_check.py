@@ -406,7 +406,7 @@ class GpuCheck:
                            "float32_matmul_precision": torch.get_float32_matmul_precision()}
         else:
             try:
-                from irat.bench import _device_name
+                from irat.bench.run import _device_name
 
                 env["device_name"] = _device_name(self.device)
             except Exception:  # noqa: BLE001 - only a label
@@ -483,7 +483,7 @@ class GpuCheck:
     def trainer(self, name: str, method: str = "at", extra: list[str] | tuple[str, ...] = (),
                 n_train: int | None = None):
         from irat.config import build_config
-        from irat.trainer import Trainer
+        from irat.training import Trainer
 
         overrides = [*self.data_sets(), *self.plan.model_sets(), f"device={self.device}",
                      f"data.train_subset={n_train or self.plan.throughput_images}", "data.val_size=0",
@@ -767,7 +767,7 @@ class GpuCheck:
     def run_memory(self, rec: dict[str, Any]) -> None:
         from irat.data.loader import epoch_batches
         from irat.objectives import OBJECTIVES
-        from irat.trainer import EpochStats
+        from irat.training import EpochStats
 
         p = self.plan
         if not self.cuda:

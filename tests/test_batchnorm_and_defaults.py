@@ -19,7 +19,7 @@ import torch
 from irat.config import build_config
 from irat.data.loader import epoch_batches
 from irat.margins import MARGINS, cl_pm, pm_adv, pm_nat
-from irat.trainer import EpochStats, Trainer, awp_active, fat_tau
+from irat.training import EpochStats, Trainer, awp_active, fat_tau
 
 
 def _trainer(tmp_path, cifar_root, *overrides: str) -> Trainer:

@@ -23,7 +23,7 @@ from irat import distributed as dist_utils
 from irat.bench import QUICK_METHODS, count_sync_ops
 from irat.config import build_config
 from irat.data.loader import epoch_batches
-from irat.trainer import EpochStats, Trainer
+from irat.training import EpochStats, Trainer
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 # Few optimizer steps on purpose: the weights of the two runs differ by float rounding (~1e-8: the
@@ -156,7 +156,7 @@ def test_step_makes_no_host_device_sync(tmp_path, method):
 
     def one_step():
         loss = tr.step(b.x, b.y, b.noise, b.global_size, 1, stats)
-        tr._note_finite(loss, 1, 0)
+        tr.note_finite(loss, 1, 0)
     one_step()  # warm-up (first calls may set up state)
     assert count_sync_ops(one_step) == {}
 

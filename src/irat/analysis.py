@@ -25,6 +25,8 @@ from .attacks.lmpgd import lm_pgd
 from .attacks.pgd import eval_mode, pgd
 from .config import Config
 from .errors import ConfigError
+from . import seeds
+from .seeds import generator
 
 SPLITS = ("train", "test")
 
@@ -49,7 +51,7 @@ def analysis_examples(cfg: Config, n: int | None, split: str = "train", seed: in
                       device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
     """Float [0, 1] images and labels: a seeded subset of `n` examples of the run's own training split
     (the same subset and validation hold-out as training) or of the test split."""
-    from .data.loader import generator, load_splits, to_float
+    from .data.loader import load_splits, to_float
 
     if split not in SPLITS:
         raise ConfigError("--split", "train or test", split)
@@ -58,7 +60,7 @@ def analysis_examples(cfg: Config, n: int | None, split: str = "train", seed: in
     splits = load_splits(cfg, torch.device("cpu"))
     x, y = (splits.x_train, splits.y_train) if split == "train" else (splits.x_test, splits.y_test)
     if n is not None and n < x.shape[0]:
-        pick = torch.randperm(x.shape[0], generator=generator("cpu", seed, 41))[:n].sort().values
+        pick = torch.randperm(x.shape[0], generator=generator("cpu", seed, seeds.ANALYSIS_SUBSET))[:n].sort().values
         x, y = x[pick], y[pick]
     return to_float(x).to(device), y.to(device)
 
@@ -107,12 +109,11 @@ class LPSAnalysis:
 def lps_vs_pm(model: nn.Module, cfg: Config, x: Tensor, y: Tensor, *, batch_size: int = 256, seed: int = 0,
               method: str | None = None) -> LPSAnalysis:
     """Run the training attack on (x, y) and return LPS, κ and PM_nat per example (MAIL Fig. 1b / 4)."""
-    from .data.loader import generator
     from .margins import lps, pm_nat
 
     a = cfg.attack
     loss, start = cfg.training_attack.loss, cfg.training_attack.start
-    g = generator(x.device, seed, 43)
+    g = generator(x.device, seed, seeds.ANALYSIS_LPS_START)
     out: dict[str, list[Tensor]] = {k: [] for k in ("kappa", "first", "pm", "robust")}
     for i in range(0, x.shape[0], batch_size):
         xb, yb = x[i:i + batch_size], y[i:i + batch_size]
@@ -186,11 +187,10 @@ def path_dependence(model: nn.Module, x: Tensor, y: Tensor, eps: float, steps: i
     PGD's loss curve is LM-PGD's special case μ = 0 without line search (exactly PGD's update); its LPS
     comes from `irat.attacks.pgd.pgd` itself.
     """
-    from .data.loader import generator
     from .margins import pm_nat
 
     lm_step = lm_step_size if lm_step_size is not None else 2 * step_size
-    g = generator(x.device, seed, 47)
+    g = generator(x.device, seed, seeds.ANALYSIS_PATHS_START)
     parts: dict[str, list[Tensor]] = {k: [] for k in ("lp", "ll", "fp", "fl", "pm0", "pm1")}
     for i in range(0, x.shape[0], batch_size):
         xb, yb = x[i:i + batch_size], y[i:i + batch_size]

@@ -10,6 +10,6 @@ from __future__ import annotations
 from .config import build_config
 from .evaluation import evaluate, evaluate_checkpoint
 from .runs import load_model, model_from_checkpoint
-from .trainer import train
+from .training import train
 
 __all__ = ["build_config", "evaluate", "evaluate_checkpoint", "load_model", "model_from_checkpoint", "train"]

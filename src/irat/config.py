@@ -16,7 +16,14 @@ from typing import Any
 
 import yaml
 
+from .attacks.pgd import ATTACK_LOSSES, STARTS
+from .data.loader import check_data_name
 from .errors import ConfigError, IratError
+from .margins import MARGINS
+from .methods import METHODS, describe, method_defaults
+from .models import MODELS, architecture_keys
+from .objectives import OBJECTIVES
+from .weighting import GAIR_KINDS, NORMS, WEIGHTINGS
 
 
 class _Loader(yaml.SafeLoader):
@@ -149,8 +156,6 @@ class Config:
     def training_attack(self) -> "TrainingAttack":
         """The training attack's loss and random start: attack.loss / attack.start, or the objective's
         defaults (CE and uniform for AT and MART, KL and x + 0.001·N(0, I) for TRADES)."""
-        from .objectives import OBJECTIVES
-
         obj = OBJECTIVES[self.objective]
         return TrainingAttack(self.attack.loss or obj.attack_loss, self.attack.start or obj.attack_start)
 
@@ -245,8 +250,6 @@ def _preset_files() -> dict[str, dict[str, Any]]:
 
 def preset_names() -> list[str]:
     """Standalone presets, plus `<family>-<method>` for every family preset and every method."""
-    from .methods import METHODS
-
     names = []
     for stem, data in _preset_files().items():
         if data.get("family"):
@@ -275,8 +278,6 @@ def _read_yaml(path: Path, what: str) -> dict[str, Any]:
 
 def preset_dict(name: str) -> dict[str, Any]:
     """A preset's keys. `<family>-<method>` is the family preset with `method` set."""
-    from .methods import METHODS
-
     files = _preset_files()
     data: dict[str, Any] | None = None
     if name in files and not files[name].get("family"):
@@ -296,8 +297,6 @@ def preset_dict(name: str) -> dict[str, Any]:
 
 
 def preset_descriptions() -> dict[str, str]:
-    from .methods import METHODS, describe
-
     files = _preset_files()
     out = {}
     for name in preset_names():
@@ -315,8 +314,6 @@ def build_config(
     overrides: list[str] | dict[str, Any] | None = None,
 ) -> Config:
     """Resolve defaults < method defaults < preset/file < overrides into a validated Config."""
-    from .methods import method_defaults  # late import: methods imports config
-
     base: dict[str, Any] = {}
     if preset is not None:
         _deep_update(base, preset_dict(preset))
@@ -390,14 +387,6 @@ def _int(v: Any) -> bool:
 
 
 def validate(cfg: Config) -> None:
-    from .attacks.pgd import ATTACK_LOSSES, STARTS
-    from .data.loader import check_data_name
-    from .margins import MARGINS
-    from .methods import METHODS
-    from .models import MODELS, architecture_keys
-    from .objectives import OBJECTIVES
-    from .weighting import GAIR_KINDS, NORMS, WEIGHTINGS
-
     _check(cfg.method in METHODS or cfg.method == "custom", "method",
            f"one of: {', '.join(sorted(METHODS))}", cfg.method)
     _check(cfg.objective in OBJECTIVES, "objective", f"one of: {', '.join(OBJECTIVES)}", cfg.objective)
@@ -477,8 +466,9 @@ def validate(cfg: Config) -> None:
     _check(_finite(w.gamma) and w.gamma >= 0, "awp.gamma", "a finite number >= 0", w.gamma)
     _check(_int(w.warmup) and w.warmup >= 0, "awp.warmup", "an integer >= 0", w.warmup)
     _check(_finite(w.proxy_lr) and w.proxy_lr > 0, "awp.proxy_lr", "a finite number > 0", w.proxy_lr)
-    _check(not w.enabled or cfg.objective in ("at", "trades"), "awp.enabled",
-           "false unless objective is at or trades", w.enabled)
+    awp_objectives = [name for name, spec in OBJECTIVES.items() if spec.awp]
+    _check(not w.enabled or cfg.objective in awp_objectives, "awp.enabled",
+           f"false unless objective is one of: {', '.join(awp_objectives)}", w.enabled)
 
     f = cfg.fat
     _check(isinstance(f.enabled, bool), "fat.enabled", "true or false", f.enabled)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ConfigError
+from .objectives import OBJECTIVES
 
 _MAIL_AT = {"margin": "pm_adv", "weighting": "sigmoid", "gamma": 10.0, "beta": -0.5}
 _MAIL_2_0 = {"margin": "pm_adv", "weighting": "sigmoid", "gamma": 2.0, "beta": 0.0}
@@ -20,7 +21,7 @@ def _m(objective: str, reweight: dict[str, Any], tradeoff: float | None = None, 
        **extra: Any) -> dict[str, Any]:
     d: dict[str, Any] = {"objective": objective, "reweight": dict(reweight),
                          "awp": {"enabled": False}, "fat": {"enabled": False}}
-    d["tradeoff"] = tradeoff if tradeoff is not None else {"at": 0.0, "trades": 6.0, "mart": 6.0}[objective]
+    d["tradeoff"] = tradeoff if tradeoff is not None else OBJECTIVES[objective].tradeoff
     for k, v in extra.items():
         d[k] = {**d.get(k, {}), **v} if isinstance(v, dict) else v
     d["_doc"] = doc

@@ -47,19 +47,23 @@ def mart_loss(logits_nat: Tensor | None, logits_adv: Tensor, labels: Tensor, tra
 
 @dataclass(frozen=True)
 class ObjectiveSpec:
+    """An objective: its per-sample terms and what the rest of irat needs to know about it."""
+
     fn: Callable[[Tensor | None, Tensor, Tensor, float], tuple[Tensor, Tensor]]
     needs_nat: bool  # needs the training-mode natural forward (with gradient)
     attack_loss: str  # default training attack loss
     attack_start: str  # default random start
     doc: str
+    tradeoff: float = 0.0  # default of `tradeoff` (TRADES β_t, MART λ_m); unused by AT
+    awp: bool = False  # AWP is defined on top of it (Wu et al. 2020: AT and TRADES)
 
 
 OBJECTIVES: dict[str, ObjectiveSpec] = {
-    "at": ObjectiveSpec(at_loss, False, "ce", "uniform", "(1/M) Σ ω_i CE(f(x̃_i), y_i)"),
+    "at": ObjectiveSpec(at_loss, False, "ce", "uniform", "(1/M) Σ ω_i CE(f(x̃_i), y_i)", awp=True),
     "trades": ObjectiveSpec(trades_loss, True, "kl", "normal",
-                            "(1/M) Σ CE(f(x_i), y_i) + β_t (1/M) Σ ω_i KL(p(x_i) ‖ p(x̃_i))"),
+                            "(1/M) Σ CE(f(x_i), y_i) + β_t (1/M) Σ ω_i KL(p(x_i) ‖ p(x̃_i))", tradeoff=6.0, awp=True),
     "mart": ObjectiveSpec(mart_loss, True, "ce", "uniform",
-                          "(1/M) Σ ω_i BCE_i + λ_m (1/M) Σ KL(p(x_i) ‖ p(x̃_i)) (1 − p_y(x_i))"),
+                          "(1/M) Σ ω_i BCE_i + λ_m (1/M) Σ KL(p(x_i) ‖ p(x̃_i)) (1 − p_y(x_i))", tradeoff=6.0),
 }
 
 

@@ -45,7 +45,8 @@ import yaml
 
 from .config import Config, build_config, config_from_dict
 from .errors import ConfigError, IratError
-from . import evaluation, trainer  # module attributes: tests may replace train / evaluate_checkpoint
+from . import evaluation  # module attributes: tests may replace evaluate_checkpoint and train
+from .training import trainer
 from .runs import RunDir, read_eval
 
 RESERVED = ("method", "seed")  # set by --methods / --seeds, not by --set / --grid

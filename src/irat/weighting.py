@@ -7,6 +7,8 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from .margins import compute_margin
+
 NORMS = ("batch", "constant")
 GAIR_KINDS = ("tanh", "sigmoid", "discrete")
 
@@ -81,8 +83,6 @@ def reweight(r: Any, inputs: Any, steps: int, active: bool, global_size: int,
     is returned (for the statistics) is r.margin's, or PM_adv when the method does not reweight.
     Returns (ω, margin, ESS = (Σω)² / Σω²).
     """
-    from .margins import compute_margin
-
     margin = compute_margin(r.margin if r.margin != "none" else "pm_adv", inputs)
     if r.margin == "none" or not active:
         return torch.ones_like(margin), margin, torch.full((), float(global_size), device=margin.device)

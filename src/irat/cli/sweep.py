@@ -31,7 +31,7 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from ..trainer import Interrupted
+    from ..training import Interrupted
 
     spec = spec_from_args(args)
     only = _int_list(args.cell, "--cell") if args.cell is not None else None

@@ -9,7 +9,7 @@ from ..config import build_config, preset_descriptions
 from ..distributed import is_main
 from ..errors import IratError
 from ..methods import METHODS, describe
-from ..trainer import Interrupted, train
+from ..training import Interrupted, train
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -12,13 +12,14 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError, DataError
-from .datasets import ImageShape
+from .. import seeds
+from ..errors import ConfigError
+from ..seeds import generator
+from .datasets import ImageShape, dataset_names, load_dataset
 
 
 def check_data_name(name: str) -> None:
     """Validate a data set name without loading it (raises ConfigError naming data.name)."""
-    from .datasets import dataset_names
 
     if name.startswith("imagefolder:"):
         if not name[len("imagefolder:"):]:
@@ -26,21 +27,6 @@ def check_data_name(name: str) -> None:
         return
     if name not in dataset_names():
         raise ConfigError("data.name", "one of: fashion-mnist, cifar10, cifar100, svhn, imagefolder:<dir>", name)
-
-
-def mix_seed(*parts: int) -> int:
-    """A 63-bit seed from integers (SplitMix64-style mixing), stable across runs and platforms."""
-    h = 0x9E3779B97F4A7C15
-    for p in parts:
-        h = (h ^ (p & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        h ^= h >> 31
-    return h & 0x7FFFFFFFFFFFFFFF
-
-
-def generator(device: torch.device | str, *parts: int) -> torch.Generator:
-    g = torch.Generator(device=device)
-    g.manual_seed(mix_seed(*parts))
-    return g
 
 
 @dataclass
@@ -57,15 +43,12 @@ class Splits(ImageShape):
     name: str
 
 
-_VAL_SALT, _SUBSET_SALT, _PERM_SALT, _AUG_SALT, _NOISE_SALT, _EVAL_SALT = 11, 13, 17, 19, 23, 29
-
-
 def make_splits(ds, seed: int, train_subset: int | None = None, val_size: int = 0,
                 device: torch.device | str = "cpu") -> Splits:
     """Hold out a seeded validation split, then take a seeded training subset; move to `device`."""
     ds.validate()
     n = ds.x_train.shape[0]
-    order = torch.randperm(n, generator=generator("cpu", seed, _VAL_SALT))
+    order = torch.randperm(n, generator=generator("cpu", seed, seeds.VALIDATION_SPLIT))
     if val_size >= n:
         raise ConfigError("data.val_size", f"smaller than the training set ({n})", val_size)
     val_idx, train_idx = order[:val_size].sort().values, order[val_size:]
@@ -73,7 +56,7 @@ def make_splits(ds, seed: int, train_subset: int | None = None, val_size: int = 
         if train_subset > train_idx.numel():
             raise ConfigError("data.train_subset", f"at most {train_idx.numel()} (training examples left)",
                               train_subset)
-        pick = torch.randperm(train_idx.numel(), generator=generator("cpu", seed, _SUBSET_SALT))[:train_subset]
+        pick = torch.randperm(train_idx.numel(), generator=generator("cpu", seed, seeds.TRAIN_SUBSET))[:train_subset]
         train_idx = train_idx[pick]
     train_idx = train_idx.sort().values
     to = dict(device=device)
@@ -84,7 +67,6 @@ def make_splits(ds, seed: int, train_subset: int | None = None, val_size: int = 
 
 
 def load_splits(cfg, device: torch.device) -> Splits:
-    from .datasets import load_dataset
 
     ds = load_dataset(cfg.data.name, cfg.data.root)
     storage = device if cfg.data.on_device else torch.device("cpu")
@@ -138,7 +120,7 @@ def epoch_batches(x: Tensor, y: Tensor, *, batch_size: int, seed: int, epoch: in
     n = x.shape[0]
     # the permutation goes to the data's device once per epoch: slicing it per step then needs no
     # (synchronous) host-to-device copy of indices
-    perm = torch.randperm(n, generator=generator("cpu", seed, _PERM_SALT, epoch)).to(x.device)
+    perm = torch.randperm(n, generator=generator("cpu", seed, seeds.EPOCH_ORDER, epoch)).to(x.device)
     perm_y = perm if y.device == x.device else perm.to(y.device)
     stream = x.device.type == "cpu" and device.type == "cuda"  # data.on_device=false: pinned async copies
     for step in range(start_step, steps_per_epoch(n, batch_size)):
@@ -150,9 +132,9 @@ def epoch_batches(x: Tensor, y: Tensor, *, batch_size: int, seed: int, epoch: in
             xb_u8, yb = xb_u8.pin_memory(), yb.pin_memory()
         xb_u8, yb = xb_u8.to(device, non_blocking=True), yb.to(device, non_blocking=True)
         if augment:
-            xb_u8 = random_crop_flip(xb_u8, generator(device, seed, _AUG_SALT, epoch, step))
+            xb_u8 = random_crop_flip(xb_u8, generator(device, seed, seeds.AUGMENTATION, epoch, step))
         xb = to_float(xb_u8, channels_last)
-        g = generator(device, seed, _NOISE_SALT, epoch, step)
+        g = generator(device, seed, seeds.ATTACK_START, epoch, step)
         if noise_kind == "normal":
             noise = torch.randn(xb.shape, generator=g, device=device)
         else:
@@ -171,9 +153,3 @@ def eval_batches(x: Tensor, y: Tensor, batch_size: int, device: torch.device, ra
         stop = min(start + batch_size, hi)
         idx = torch.arange(start, stop)
         yield idx, to_float(x[start:stop].to(device, non_blocking=True), channels_last), y[start:stop].to(device)
-
-
-def check_against_model(splits: Splits, num_classes_model: int | None = None) -> None:
-    if num_classes_model is not None and num_classes_model != splits.num_classes:
-        raise DataError(f"data.name: {splits.name} has {splits.num_classes} classes but the model has "
-                        f"{num_classes_model} outputs")

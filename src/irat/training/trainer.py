@@ -16,29 +16,28 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from . import distributed as dist_utils
-from .attacks.pgd import eval_mode, pgd
-from .checkpoint import (check_data_matches, load_checkpoint, load_state_checked, rng_state, save_checkpoint,
+from .. import distributed as dist_utils
+from ..attacks.pgd import eval_mode, pgd
+from ..checkpoint import (check_data_matches, load_checkpoint, load_state_checked, rng_state, save_checkpoint,
                          set_rng_state)
-from .config import Config, config_from_dict, dump_yaml
-from .data.loader import Splits, default_augment, epoch_batches, load_splits, steps_per_epoch
-from .errors import IratError, TrainingDiverged
-from .evaluation import quick_accuracy
-from .files import atomic_write_text, remove_stale_temps
-from .margins import MARGINS, MarginInputs, confused_label_count
-from .models import model_from_config
-from .runs import RunDir
-from .objectives import OBJECTIVES
-from .weighting import reweight, reweighting_active
+from ..config import Config, config_from_dict, dump_yaml
+from ..data.loader import Batch, Splits, default_augment, epoch_batches, load_splits, steps_per_epoch
+from ..errors import IratError, TrainingDiverged
+from ..evaluation import quick_accuracy
+from .stats import HIST_BINS, QUANTILES, EpochStats
+from ..files import atomic_write_text, remove_stale_temps
+from ..margins import MARGINS, MarginInputs, confused_label_count
+from ..models import model_from_config
+from ..runs import RunDir
+from ..objectives import OBJECTIVES
+from ..weighting import reweight, reweighting_active
 
-QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-HIST_BINS = 20
 NAN_CHECK_EVERY = 25
 
 
@@ -92,76 +91,6 @@ def _config_from_yaml(path: Path) -> Config:
     from .config import _read_yaml
 
     return config_from_dict(_read_yaml(path, "--resume"))
-
-
-class EpochStats:
-    """On-device accumulators for one epoch; read back once at its end (no per-step sync).
-
-    Tensor values are summed on the device with one stack + add per step; plain numbers (batch
-    counts, known on the host) are summed on the host, so no host data is copied to the device in
-    a step. Per-sample weights and margins go into one buffer preallocated for `capacity` samples
-    (grown if needed), not into a list of per-step tensors.
-    """
-
-    KEYS = ("loss_sum", "correct", "count", "ess_sum", "batches", "cl_one", "cl_several", "misclassified",
-            "w_correct", "w_wrong")
-
-    def __init__(self, device: torch.device, capacity: int = 0):
-        self.device = device
-        self._dev = torch.zeros(len(self.KEYS), dtype=torch.float64, device=device)
-        self._host = [0.0] * len(self.KEYS)
-        self._zero = torch.zeros((), dtype=torch.float64, device=device)
-        self._samples = torch.empty(2, max(int(capacity), 0), device=device)  # weights, margins
-        self._n = 0
-
-    def add(self, **values: Tensor | float) -> None:
-        if any(k not in self.KEYS for k in values):
-            raise KeyError(f"unknown epoch statistics {sorted(set(values) - set(self.KEYS))}")
-        dev = []
-        for i, k in enumerate(self.KEYS):
-            v = values.get(k)
-            if isinstance(v, Tensor):
-                dev.append(v)
-            else:
-                dev.append(self._zero)
-                if v is not None:
-                    self._host[i] += float(v)
-        self._dev += torch.stack(dev)
-
-    def add_samples(self, weights: Tensor, margins: Tensor) -> None:
-        """Append this step's per-sample ω and margins (device copies into the preallocated buffer)."""
-        b = weights.shape[0]
-        if self._n + b > self._samples.shape[1]:
-            grown = torch.empty(2, max(2 * self._samples.shape[1], self._n + b), device=self.device)
-            grown[:, :self._n] = self._samples[:, :self._n]
-            self._samples = grown
-        self._samples[0, self._n:self._n + b] = weights
-        self._samples[1, self._n:self._n + b] = margins
-        self._n += b
-
-    @property
-    def sums(self) -> Tensor:
-        """The KEYS sums as one float64 vector on the device (one host-to-device copy; read at epoch end)."""
-        return self._dev + torch.tensor(self._host, dtype=torch.float64, device=self.device)
-
-    @property
-    def weights(self) -> Tensor:
-        return self._samples[0, :self._n]
-
-    @property
-    def margins(self) -> Tensor:
-        return self._samples[1, :self._n]
-
-    def state(self) -> dict[str, Tensor]:
-        return {"sums": self.sums.cpu(), "weights": self.weights.cpu(), "margins": self.margins.cpu()}
-
-    def load(self, state: dict[str, Tensor]) -> None:
-        self._dev = state["sums"].to(self.device, torch.float64)
-        self._host = [0.0] * len(self.KEYS)
-        self._n = 0
-        w, m = state["weights"].to(self.device).float(), state["margins"].to(self.device).float()
-        if w.numel():
-            self.add_samples(w, m)
 
 
 class Trainer:
@@ -286,7 +215,7 @@ class Trainer:
         }
 
     def _save(self, completed_epochs: int, step_in_epoch: int, stats: EpochStats | None) -> Path:
-        self._check_finite()
+        self.check_finite()
         path = self.rundir.last
         rngs = None
         if self.world > 1:  # collectives: every rank calls _save at the same step
@@ -338,7 +267,7 @@ class Trainer:
         atomic_write_text(self.rundir.metrics, "".join(json.dumps(m) + "\n" for m in self.metrics))
 
     # ---- numerical faults ---------------------------------------------------------------------
-    def _note_finite(self, loss: Tensor, epoch: int, step: int) -> None:
+    def note_finite(self, loss: Tensor, epoch: int, step: int) -> None:
         bad = ~torch.isfinite(loss.detach())
         first = (self._first_bad[0] < 0) & bad
         marker = self._first_bad.new_full((2,), epoch)  # built on the device: no host-to-device copy
@@ -346,7 +275,7 @@ class Trainer:
         self._first_bad = torch.where(first, marker, self._first_bad)
         self._pos = (epoch, step)
 
-    def _check_finite(self) -> None:
+    def check_finite(self) -> None:
         """Raise before a non-finite loss or weight can reach a checkpoint (one sync, at saves only).
 
         Steps in the message count from 1 within the epoch, like the checkpoints' `step_in_epoch`."""
@@ -363,7 +292,7 @@ class Trainer:
                                    f"(lower optim.lr or check the data)")
 
     # ---- one step -----------------------------------------------------------------------------
-    def _autocast(self, training: bool = False):
+    def autocast(self, training: bool = False):
         """bf16 autocast for the attack when fast.amp is on; for the training forward/backward only with
         fast.amp_train as well (the margins and weights read that forward: SPEC §1)."""
         if not self.amp or (training and not self.cfg.fast.amp_train):
@@ -387,7 +316,7 @@ class Trainer:
             if (run_attack and attack.loss == "kl") or "probs_nat_eval" in needs or nat_from_eval:
                 probs_nat_eval = torch.softmax(self.attack_model(x).float(), dim=1)
         if run_attack:
-            with self._autocast():
+            with self.autocast():
                 res = pgd(self.attack_model, x, y, cfg.attack.eps, cfg.attack.steps, cfg.attack.step_size,
                           loss=attack.loss, start=attack.start,
                           target_probs=probs_nat_eval if attack.loss == "kl" else None, tau=tau,
@@ -401,7 +330,7 @@ class Trainer:
             if self.amp and "probs_at_lps" in needs:  # the attack's own would be bf16: read p(x + δ^(t_i)) in fp32
                 probs_at_lps = torch.softmax(self.attack_model(res.x_at_first_wrong).float(), dim=1)
 
-        with self._autocast(training=True):
+        with self.autocast(training=True):
             diff = None
             if self.awp is not None and awp_active(cfg, epoch):
                 diff = self.awp.compute(lambda proxy: self._proxy_loss(proxy, obj, x, x_adv, y, global_size))
@@ -450,6 +379,30 @@ class Trainer:
         all-reduced (summed) proxy gradient is the gradient of the global-batch mean."""
         a, b = obj.fn(proxy(x) if obj.needs_nat else None, proxy(x_adv), y, self.cfg.tradeoff)
         return (a + b).sum() / global_size
+
+    # ---- one epoch ----------------------------------------------------------------------------
+    def batches(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
+        """This rank's batches of `epoch` (seeded order, augmentation and attack start noise)."""
+        cfg = self.cfg
+        return epoch_batches(self.splits.x_train, self.splits.y_train, batch_size=cfg.batch_size, seed=cfg.seed,
+                             epoch=epoch, device=self.device, augment=self.augment, start_step=start_step,
+                             rank=self.rank, world=self.world, noise_kind=cfg.training_attack.start,
+                             channels_last=self.channels_last)
+
+    def train_epoch(self, epoch: int, stats: EpochStats, start_step: int = 0,
+                    after_step: Callable[[Batch], None] | None = None) -> int:
+        """The steps of one epoch (no scheduler step, summary or checkpoint); returns the images seen by
+        all ranks. A non-finite loss is noted on the device and raised every NAN_CHECK_EVERY steps."""
+        n = 0
+        for batch in self.batches(epoch, start_step):
+            loss = self.step(batch.x, batch.y, batch.noise, batch.global_size, epoch, stats)
+            self.note_finite(loss, epoch, batch.step)
+            if (batch.step + 1) % NAN_CHECK_EVERY == 0:
+                self.check_finite()
+            n += batch.global_size
+            if after_step is not None:
+                after_step(batch)
+        return n
 
     # ---- epoch summary ------------------------------------------------------------------------
     def _gather(self, t: Tensor) -> Tensor:
@@ -545,18 +498,12 @@ class Trainer:
                     stats.load(self.epoch_state)
                 lr = self.optimizer.param_groups[0]["lr"]
                 t0 = time.perf_counter()
-                for batch in epoch_batches(self.splits.x_train, self.splits.y_train, batch_size=cfg.batch_size,
-                                           seed=cfg.seed, epoch=epoch, device=self.device, augment=self.augment,
-                                           start_step=start_step, rank=self.rank, world=self.world,
-                                           noise_kind=cfg.training_attack.start, channels_last=self.channels_last):
-                    loss = self.step(batch.x, batch.y, batch.noise, batch.global_size, epoch, stats)
-                    self._note_finite(loss, epoch, batch.step)
+
+                def after_step(batch: Batch, epoch: int = epoch, stats: EpochStats = stats) -> None:
                     done = batch.step + 1
                     if bar is not None:
                         bar.set_description(f"epoch {epoch}/{cfg.epochs}", refresh=False)
                         bar.update(batch.global_size)
-                    if done % NAN_CHECK_EVERY == 0:
-                        self._check_finite()
                     stop = self._stop_signal is not None
                     if self.world > 1:  # ranks stop at the same step: agree where they sync anyway
                         stop = done % NAN_CHECK_EVERY == 0 and self._agree_stop()
@@ -565,8 +512,10 @@ class Trainer:
                         path = self._save(epoch - 1, done, stats)
                         if stop:
                             raise Interrupted(128 + int(self._stop_signal), path)
+
+                self.train_epoch(epoch, stats, start_step, after_step)
                 self.scheduler.step()
-                self._check_finite()
+                self.check_finite()
                 line = self._summary(epoch, lr, stats, time.perf_counter() - t0)
                 self.metrics.append(line)
                 improved = "val" in line and line["val"]["pgd20"] > self.best.get("val_pgd20", -1.0)

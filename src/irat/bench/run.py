@@ -22,14 +22,13 @@ interleaved and rotated, so drifting machine load cancels):
   tensors from host data (`torch.tensor(...)`), counted with a dispatch mode — each is a
   host-device sync on CUDA; should be 0;
 - with `--reference`: `reference_ratio` = epoch time of the papers'-style loop in
-  benchmarks/reference_loop.py ÷ irat's, same model, initial weights and images.
+  irat.bench.reference_loop (benchmarks/reference_loop.py runs it alone) ÷ irat's, same model, initial weights and images.
 
     irat bench --quick --out benchmarks/results/bench-quick.json
     irat bench --reference --out benchmarks/results/bench.json
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import platform
 import shlex
@@ -38,23 +37,25 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 
-from .errors import IratError
+from ..attacks.pgd import pgd
+from ..config import build_config
+from ..errors import IratError
+from ..methods import METHODS
+from ..models import model_from_config
+from ..training import EpochStats, Trainer
+from . import reference_loop
+from .measure import Rounds, bare_attack, count_sync_ops, irat_epoch, reweight_ops_seconds, step_fn, sync
 
 QUICK_METHODS = ("at", "mail-at", "clirat", "gairat", "trades", "mail-trades", "mart")
 TARGETS = {"floor_ratio": 1.10, "pm_overhead_vs_base": 1.02, "gair_overhead_vs_base": 1.05, "reference_ratio": 1.5}
 REFERENCE_METHODS = ("at", "trades")
 _ENV_KEYS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")  # they change the timings
-# ops that, on CUDA, make the host wait for the device (or copy host data to it synchronously)
-SYNC_OPS = ("aten._local_scalar_dense", "aten.lift_fresh", "aten.lift_fresh_copy", "aten.nonzero",
-            "aten.masked_select", "aten._unique2", "aten.unique_dim", "aten.repeat_interleave")
 
 
 @dataclass
@@ -85,19 +86,10 @@ class BenchOptions:
 
 def base_method(method: str) -> str:
     """The unweighted method of the same objective (mail-trades → trades, clirat → at)."""
-    from .methods import METHODS
-
     return str(METHODS[method]["objective"])
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _bench_config(method: str, args: BenchOptions, n_train: int, extra: Sequence[str] = ()) -> Any:
-    from .config import build_config
-
     overrides = [f"method={method}", f"model.name={args.model}", f"batch_size={args.batch_size}",
                  f"device={args.device}", f"data.train_subset={n_train}", "data.val_size=0", "eval_every=0",
                  "checkpoint_every_steps=0", f"epochs={max(args.epochs, 1)}", "reweight.from_epoch=1",
@@ -107,196 +99,12 @@ def _bench_config(method: str, args: BenchOptions, n_train: int, extra: Sequence
 
 def _trainer(method: str, args: BenchOptions, tmp: Path, n_train: int, extra: Sequence[str] = (),
              name: str | None = None):
-    from .trainer import Trainer
-
     cfg = _bench_config(method, args, n_train, extra)
     return Trainer(cfg, tmp / (name or method), overwrite=True, progress=False)
 
 
-def _batches(trainer, n: int, epoch: int = 1) -> list:
-    from .data.loader import epoch_batches
-
-    cfg = trainer.cfg
-    it = epoch_batches(trainer.splits.x_train, trainer.splits.y_train, batch_size=cfg.batch_size, seed=cfg.seed,
-                       epoch=epoch, device=trainer.device, augment=trainer.augment,
-                       noise_kind=cfg.training_attack.start,
-                       channels_last=trainer.channels_last)
-    return [b for _, b in zip(range(n), it)]
-
-
-def bare_attack(model: torch.nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float, steps: int,
-                noise: Tensor, autocast: Callable[[], Any]) -> Tensor:
-    """The floor of an L∞ attack: per step one eval-mode forward, ∇_x CE, a signed step, a clamp."""
-    lo, hi = (x - eps).clamp_(0.0, 1.0), (x + eps).clamp_(0.0, 1.0)
-    x_adv = torch.clamp(x + eps * noise, lo, hi)
-    was = model.training
-    model.eval()
-    try:
-        with autocast():
-            for _ in range(steps):
-                x_adv.requires_grad_(True)
-                loss = F.cross_entropy(model(x_adv).float(), y, reduction="sum")
-                (g,) = torch.autograd.grad(loss, x_adv)
-                x_adv = torch.clamp(x_adv.detach().add_(g.sign_(), alpha=alpha), lo, hi)
-    finally:
-        model.train(was)
-    return x_adv
-
-
-def count_sync_ops(fn: Callable[[], Any]) -> dict[str, int]:
-    """Run fn under a dispatch mode and count the ops that are host-device syncs on CUDA."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    counts: dict[str, int] = {}
-
-    class _Count(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            name = str(func.overloadpacket) if hasattr(func, "overloadpacket") else str(func)
-            name = name if name.startswith("aten.") else f"aten.{name.split('::')[-1]}"
-            if name in SYNC_OPS:
-                counts[name] = counts.get(name, 0) + 1
-            return func(*args, **(kwargs or {}))
-
-    with _Count():
-        fn()
-    return counts
-
-
-class Rounds:
-    """Time named items round after round, in a rotated order; medians and paired ratios."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.items: dict[str, Callable[[], Any]] = {}
-        self.times: dict[str, list[float]] = {}
-        self.cpu: dict[str, list[float]] = {}
-
-    def add(self, name: str, fn: Callable[[], Any]) -> None:
-        self.items[name] = fn
-        self.times[name] = []
-        self.cpu[name] = []
-
-    def run(self, rounds: int, warmup: int = 1, log: Callable[[str], None] | None = None) -> None:
-        names = list(self.items)
-        for _ in range(warmup):
-            for n in names:
-                self.items[n]()
-        for r in range(rounds):
-            k = r % max(len(names), 1)
-            for n in names[k:] + names[:k]:
-                _sync(self.device)
-                t, c = time.perf_counter(), time.process_time()
-                self.items[n]()
-                _sync(self.device)
-                self.times[n].append(time.perf_counter() - t)
-                self.cpu[n].append(time.process_time() - c)
-            if log:
-                log(f"round {r + 1}/{rounds} done")
-
-    def median(self, name: str) -> float:
-        return statistics.median(self.times[name])
-
-    def ratio(self, num: Callable[[int], float] | str, den: Callable[[int], float] | str, cpu: bool = False) -> float:
-        """Median over rounds of num/den, each a name or a function of the round index (wall or CPU time)."""
-        t = self.cpu if cpu else self.times
-        f = (lambda r, n=num: t[n][r]) if isinstance(num, str) else num
-        g = (lambda r, n=den: t[n][r]) if isinstance(den, str) else den
-        return statistics.median(self.ratios(f, g))
-
-    def ratios(self, f: Callable[[int], float], g: Callable[[int], float]) -> list[float]:
-        return [f(r) / g(r) for r in range(len(next(iter(self.times.values()))))]
-
-    def iqr(self, num: str, den: str) -> list[float]:
-        """The 25th and 75th percentiles of the per-round wall-time ratios (the noise of `ratio`)."""
-        q = statistics.quantiles(self.ratios(lambda r: self.times[num][r], lambda r: self.times[den][r]), n=4)
-        return [q[0], q[2]]
-
-
-def _step_fn(trainer, batches: list, epoch: int = 1) -> Callable[[], None]:
-    """Time per step: one call of Trainer.step on each fixed batch (result ÷ len(batches))."""
-    from .trainer import EpochStats
-
-    stats = EpochStats(trainer.device)
-
-    def run() -> None:
-        for b in batches:
-            trainer.step(b.x, b.y, b.noise, b.global_size, epoch, stats)
-        stats.__init__(trainer.device)  # keep the per-epoch buffers from growing without bound
-    return run
-
-
-def irat_epoch(trainer, epoch: int) -> tuple[int, float]:
-    """One epoch of the trainer's batch loop (Trainer.run without summary/checkpoints): (images, seconds)."""
-    from .data.loader import epoch_batches
-    from .trainer import NAN_CHECK_EVERY, EpochStats
-
-    cfg = trainer.cfg
-    stats = EpochStats(trainer.device)
-    n = 0
-    _sync(trainer.device)
-    t = time.perf_counter()
-    for batch in epoch_batches(trainer.splits.x_train, trainer.splits.y_train, batch_size=cfg.batch_size,
-                               seed=cfg.seed, epoch=epoch, device=trainer.device, augment=trainer.augment,
-                               rank=trainer.rank, world=trainer.world,
-                               noise_kind=cfg.training_attack.start,
-                               channels_last=trainer.channels_last):
-        loss = trainer.step(batch.x, batch.y, batch.noise, batch.global_size, epoch, stats)
-        trainer._note_finite(loss, epoch, batch.step)
-        if (batch.step + 1) % NAN_CHECK_EVERY == 0:
-            trainer._check_finite()
-        n += batch.global_size
-    trainer._check_finite()
-    _sync(trainer.device)
-    return n, time.perf_counter() - t
-
-
-def reweight_ops_seconds(trainer, batch, reps: int = 200) -> float:
-    """Seconds per step of the method's own reweighting ops (margin → weights → batch normalization →
-    (Σω, Σω²)), timed alone on the tensors a real step produces (pgd result, training-mode logits):
-    the part of a step that differs between a method and its base objective, measured precisely
-    where a wall-clock difference of whole steps would drown in noise."""
-    from .attacks.pgd import pgd
-    from .margins import MARGINS, MarginInputs
-    from .weighting import reweight
-
-    cfg, r = trainer.cfg, trainer.cfg.reweight
-    if r.margin == "none":
-        return 0.0
-    needs = MARGINS[r.margin].needs
-    with trainer._autocast():
-        res = pgd(trainer.attack_model, batch.x, batch.y, cfg.attack.eps, cfg.attack.steps, cfg.attack.step_size,
-                  loss="ce", start=cfg.training_attack.start, noise=batch.noise,
-                  keep_lps_iterate="probs_at_lps" in needs)
-        with torch.no_grad():
-            probs_adv = torch.softmax(trainer.model(res.x_adv).float(), dim=1)
-            probs_nat = torch.softmax(trainer.model(batch.x).float(), dim=1)
-    inputs = MarginInputs(labels=batch.y, probs_adv=probs_adv, probs_nat=probs_nat, probs_nat_eval=probs_nat,
-                          probs_at_lps=res.probs_at_first_wrong, kappa=res.kappa, first_wrong=res.first_wrong,
-                          lps_mode=r.lps_mode)
-
-    def ops() -> Tensor:
-        return reweight(r, inputs, cfg.attack.steps, True, batch.global_size)[0]
-
-    ops()
-    _sync(trainer.device)
-    t = time.perf_counter()
-    for _ in range(reps):
-        ops()
-    _sync(trainer.device)
-    return (time.perf_counter() - t) / reps
-
-
-def _load_reference() -> Any:
-    here = Path(__file__).resolve()
-    for root in (Path.cwd(), *here.parents):
-        path = root / "benchmarks" / "reference_loop.py"
-        if path.is_file():
-            spec = importlib.util.spec_from_file_location("irat_reference_loop", path)
-            mod = importlib.util.module_from_spec(spec)
-            assert spec.loader is not None
-            spec.loader.exec_module(mod)
-            return mod
-    raise IratError("--reference: benchmarks/reference_loop.py not found (run from a source checkout of irat)")
+def _batches(trainer: Trainer, n: int, epoch: int = 1) -> list:
+    return [b for _, b in zip(range(n), trainer.batches(epoch))]
 
 
 def _device_name(device: torch.device) -> str:
@@ -317,8 +125,6 @@ def _device_name(device: torch.device) -> str:
 
 def run_bench(args: BenchOptions, argv: Sequence[str] | None = None,
               log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> dict[str, Any]:
-    from .methods import METHODS
-
     quick = bool(args.quick)
     methods = list(QUICK_METHODS if quick else METHODS)
     if args.methods:
@@ -357,19 +163,17 @@ def run_bench(args: BenchOptions, argv: Sequence[str] | None = None,
 
         r = Rounds(device)
         b0 = batches["at"]
-        r.add("clean_step", _step_fn(clean, _batches(clean, n_batches)))
+        r.add("clean_step", step_fn(clean, _batches(clean, n_batches)))
 
         def attack_fn(model, autocast, bs=b0):
             return lambda: [bare_attack(model, b.x, b.y, cfg.attack.eps, cfg.attack.step_size, steps, b.noise,
                                         autocast) for b in bs]
 
-        r.add("attack_steps", attack_fn(at.attack_model, at._autocast))
+        r.add("attack_steps", attack_fn(at.attack_model, at.autocast))
 
         def pgd_fn(tr=at, bs=b0):
-            from .attacks.pgd import pgd
-
             def run():
-                with tr._autocast():
+                with tr.autocast():
                     for b in bs:
                         pgd(tr.attack_model, b.x, b.y, cfg.attack.eps, steps, cfg.attack.step_size,
                             start=tr.cfg.training_attack.start, noise=b.noise)
@@ -377,7 +181,7 @@ def run_bench(args: BenchOptions, argv: Sequence[str] | None = None,
 
         r.add("pgd", pgd_fn())
         for m in methods:
-            r.add(f"step:{m}", _step_fn(trainers[m], batches[m]))
+            r.add(f"step:{m}", step_fn(trainers[m], batches[m]))
         variants: dict[str, Any] = {}
         if cl_check:
             for flag in (False, True):
@@ -388,12 +192,12 @@ def run_bench(args: BenchOptions, argv: Sequence[str] | None = None,
                 tv.model.load_state_dict(at.model.state_dict())
                 tc.model.load_state_dict(at.model.state_dict())
                 bv = _batches(tv, n_batches)
-                r.add(f"cl_{tag}:at_step", _step_fn(tv, bv))
-                r.add(f"cl_{tag}:clean_step", _step_fn(tc, _batches(tc, n_batches)))
-                r.add(f"cl_{tag}:attack_steps", attack_fn(tv.attack_model, tv._autocast, bv))
+                r.add(f"cl_{tag}:at_step", step_fn(tv, bv))
+                r.add(f"cl_{tag}:clean_step", step_fn(tc, _batches(tc, n_batches)))
+                r.add(f"cl_{tag}:attack_steps", attack_fn(tv.attack_model, tv.autocast, bv))
                 variants[tag] = tv
         if threads_check:
-            at1 = _step_fn(at, b0)
+            at1 = step_fn(at, b0)
 
             def one_thread():
                 torch.set_num_threads(1)
@@ -470,11 +274,10 @@ def run_bench(args: BenchOptions, argv: Sequence[str] | None = None,
             out["cuda_sync_warnings"], out["peak_memory_bytes"] = {}, {}
         for m in methods:
             tr, b = trainers[m], batches[m][0]
-            from .trainer import EpochStats
             st = EpochStats(tr.device)
 
             def one_step(tr=tr, b=b, st=st) -> None:
-                tr._note_finite(tr.step(b.x, b.y, b.noise, b.global_size, 1, st), 1, 0)
+                tr.note_finite(tr.step(b.x, b.y, b.noise, b.global_size, 1, st), 1, 0)
             out["host_sync_ops"][m] = count_sync_ops(one_step)
             if device.type == "cuda":  # the driver's own view: the syncs torch.cuda flags in one step
                 import warnings
@@ -494,7 +297,7 @@ def run_bench(args: BenchOptions, argv: Sequence[str] | None = None,
         n_epoch = args.epoch_images if args.epoch_images is not None else (2 * args.batch_size if quick else 2048)
         epoch_rounds = args.epoch_repeats if args.epoch_repeats is not None else (1 if quick else 3)
         ref_methods = [m for m in REFERENCE_METHODS if not quick or m == "at"] if args.reference else []
-        reference = _load_reference() if ref_methods else None
+        reference = reference_loop if ref_methods else None
         ep_trainers = {m: _trainer(m, args, tmp, n_epoch, name=f"epoch-{m}") for m in (["at"] + ref_methods)}
         ips: list[float] = []
         ref_out: dict[str, Any] = {}
@@ -517,10 +320,10 @@ def run_bench(args: BenchOptions, argv: Sequence[str] | None = None,
                 ref_model, ref_opt, loader = ref_state[m]
                 tr = ep_trainers[m]
                 kw = _reference_kwargs(tr)
-                _sync(device)
+                sync(device)
                 t = time.perf_counter()
                 reference.train_epoch(ref_model, loader, ref_opt, device, method=m, **kw)
-                _sync(device)
+                sync(device)
                 ref_out[m]["reference_s"].append(time.perf_counter() - t)
                 if m == "at":
                     ref_out[m]["irat_s"].append(secs)
@@ -535,7 +338,7 @@ def run_bench(args: BenchOptions, argv: Sequence[str] | None = None,
                 d["reference_images_per_s"] = d["images"] / statistics.median(d["reference_s"])
                 d["irat_images_per_s"] = d["images"] / statistics.median(d["irat_s"])
             out["reference_ratio"] = ref_out["at"]["ratio"]
-            out["reference"] = {"script": "benchmarks/reference_loop.py", "workers": args.reference_workers,
+            out["reference"] = {"script": "irat.bench.reference_loop", "workers": args.reference_workers,
                                 "methods": ref_out}
         del trainers, variants, ep_trainers
     out["load_average"]["end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
@@ -546,8 +349,6 @@ def run_bench(args: BenchOptions, argv: Sequence[str] | None = None,
 
 def _reference_model(trainer) -> torch.nn.Module:
     """The trainer's architecture and initial weights, in plain float32 NCHW."""
-    from .models import model_from_config
-
     s = trainer.splits
     model = model_from_config(trainer.cfg, s.num_classes, s.in_channels, s.image_size)
     model.load_state_dict({k: v.contiguous() for k, v in trainer.model.state_dict().items()})
@@ -561,8 +362,6 @@ def _reference_kwargs(trainer) -> dict[str, Any]:
 
 
 def _meets(out: dict[str, Any]) -> dict[str, bool]:
-    from .methods import METHODS
-
     res = {"floor_ratio": out["floor_ratio"] <= TARGETS["floor_ratio"]}
     pm = [m for m in out["methods"] if METHODS[m]["reweight"]["margin"] in ("pm_adv", "cl_pm")]
     gair = [m for m in out["methods"] if METHODS[m]["reweight"]["margin"] == "lps"]
@@ -611,6 +410,3 @@ def format_report(out: dict[str, Any]) -> str:
     syncs = {m: v for m, v in out["host_sync_ops"].items() if v}
     lines.append(f"  host-sync ops per step: {syncs if syncs else 'none'}")
     return "\n".join(lines)
-
-
-__all__ = ["QUICK_METHODS", "BenchOptions", "bare_attack", "count_sync_ops", "format_report", "irat_epoch", "run_bench"]
