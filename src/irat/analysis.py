@@ -26,6 +26,12 @@ from .attacks.pgd import eval_mode, pgd
 from .config import Config
 from .errors import ConfigError
 from . import seeds
+from .checkpoint import load_checkpoint
+from .data.loader import load_splits, to_float
+from .distributed import local_device
+from .files import atomic_write_json
+from .margins import lps, pm_nat
+from .runs import model_from_checkpoint
 from .seeds import generator
 
 SPLITS = ("train", "test")
@@ -37,9 +43,6 @@ SPLITS = ("train", "test")
 
 def load_checkpoint_model(path: str | Path, device: str = "auto") -> tuple[nn.Module, Config, torch.device]:
     """The checkpoint's model (eval mode, on `device`) and its training config."""
-    from .runs import model_from_checkpoint
-    from .checkpoint import load_checkpoint
-    from .distributed import local_device
 
     ckpt = load_checkpoint(path)
     model, cfg = model_from_checkpoint(ckpt, path)
@@ -51,7 +54,6 @@ def analysis_examples(cfg: Config, n: int | None, split: str = "train", seed: in
                       device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
     """Float [0, 1] images and labels: a seeded subset of `n` examples of the run's own training split
     (the same subset and validation hold-out as training) or of the test split."""
-    from .data.loader import load_splits, to_float
 
     if split not in SPLITS:
         raise ConfigError("--split", "train or test", split)
@@ -109,7 +111,6 @@ class LPSAnalysis:
 def lps_vs_pm(model: nn.Module, cfg: Config, x: Tensor, y: Tensor, *, batch_size: int = 256, seed: int = 0,
               method: str | None = None) -> LPSAnalysis:
     """Run the training attack on (x, y) and return LPS, κ and PM_nat per example (MAIL Fig. 1b / 4)."""
-    from .margins import lps, pm_nat
 
     a = cfg.attack
     loss, start = cfg.training_attack.loss, cfg.training_attack.start
@@ -187,7 +188,6 @@ def path_dependence(model: nn.Module, x: Tensor, y: Tensor, eps: float, steps: i
     PGD's loss curve is LM-PGD's special case μ = 0 without line search (exactly PGD's update); its LPS
     comes from `irat.attacks.pgd.pgd` itself.
     """
-    from .margins import pm_nat
 
     lm_step = lm_step_size if lm_step_size is not None else 2 * step_size
     g = generator(x.device, seed, seeds.ANALYSIS_PATHS_START)
@@ -220,8 +220,7 @@ def analyze_paths(path: str | Path, n: int = 256, steps: int = 50, *, split: str
                   batch_size: int = 256, device: str = "auto", out: str | Path | None = None,
                   plot_examples: int = 4) -> dict[str, Any]:
     """`irat analyze paths`: PGD vs LM-PGD on `n` examples; writes paths.json and paths.png to `out`."""
-    from .figures import loss_paths
-    from .files import atomic_write_json
+    from .figures import loss_paths  # matplotlib: loaded only when a figure is drawn
 
     if steps < 1:
         raise ConfigError("--steps", "an integer >= 1", steps)

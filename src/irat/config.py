@@ -259,7 +259,7 @@ def preset_names() -> list[str]:
     return sorted(names)
 
 
-def _read_yaml(path: Path, what: str) -> dict[str, Any]:
+def read_yaml(path: Path, what: str) -> dict[str, Any]:
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -318,7 +318,7 @@ def build_config(
     if preset is not None:
         _deep_update(base, preset_dict(preset))
     if config_file is not None:
-        file_data = _read_yaml(Path(config_file), "--config")
+        file_data = read_yaml(Path(config_file), "--config")
         file_data.pop("description", None)
         _deep_update(base, file_data)
     if isinstance(overrides, dict):
@@ -337,6 +337,9 @@ def build_config(
     _deep_update(layered, base)
     _deep_update(layered, over)
     layered["method"] = method
+    objective = layered.get("objective", Config.objective)
+    if "tradeoff" not in layered and objective in OBJECTIVES:  # a custom method: the objective's own default
+        layered["tradeoff"] = OBJECTIVES[objective].tradeoff
     cfg = Config()
     _merge_into(cfg, layered)
     validate(cfg)

@@ -5,6 +5,7 @@ import os
 
 import torch
 import torch.distributed as dist
+from .errors import ConfigError
 
 
 def rank_world() -> tuple[int, int]:
@@ -57,7 +58,6 @@ def local_device(requested: str) -> torch.device:
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda":
         if not torch.cuda.is_available():
-            from .errors import ConfigError
             raise ConfigError("device", "cpu or auto on a machine without CUDA", "cuda")
         return torch.device("cuda", local_rank)
     return torch.device(requested)

@@ -19,6 +19,8 @@ from torch import nn
 from .errors import ConfigError, IratError
 from .evaluation import format_eps
 from .runs import RunDir, model_from_checkpoint, read_eval
+from .checkpoint import load_checkpoint
+from .files import atomic_write_bytes, atomic_write_json, sha256_file
 
 ARCHITECTURES = {"smallcnn": "SmallCNN", "resnet18": "ResNet-18", "preact_resnet18": "PreActResNet-18"}
 RB_DATASETS = {"cifar10": "cifar10", "cifar100": "cifar100", "fashion-mnist": "fashion-mnist", "svhn": "svhn"}
@@ -131,8 +133,6 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None,
 
     The exported module's logits are checked against the irat model on a random batch before returning.
     """
-    from .checkpoint import load_checkpoint
-    from .files import atomic_write_bytes, atomic_write_json, sha256_file
 
     ckpt_path = Path(checkpoint)
     out_path = Path(out) if out is not None else RunDir.of_checkpoint(ckpt_path).exported

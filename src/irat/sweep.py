@@ -41,10 +41,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 import yaml
 
 from .config import Config, build_config, config_from_dict
-from .errors import ConfigError, IratError
+from .errors import CheckpointError, ConfigError, IratError
+from .files import atomic_write_json, sha256_file
 from . import evaluation  # module attributes: tests may replace evaluate_checkpoint and train
 from .training import trainer
 from .runs import RunDir, read_eval
@@ -160,17 +162,13 @@ def validate_spec(spec: SweepSpec) -> None:
         if any(key == k for k, _ in spec.grid):
             raise ConfigError("--set", "keys not also in --grid", s)
     if spec.eval_attacks is not None:
-        from .evaluation import ATTACKS
-
         for a in spec.eval_attacks:
-            if a not in ATTACKS:
-                raise ConfigError("--eval", f"a comma list of: {', '.join(ATTACKS)}", a)
+            if a not in evaluation.ATTACKS:
+                raise ConfigError("--eval", f"a comma list of: {', '.join(evaluation.ATTACKS)}", a)
     if spec.eval_limits:
-        from .evaluation import resolve_protocol
-
         if spec.eval_attacks is None:
             raise IratError("--eval-limit: only with --eval")
-        resolve_protocol("default", spec.eval_limits, "--eval-limit")
+        evaluation.resolve_protocol("default", spec.eval_limits, "--eval-limit")
         unused = [a for a in spec.eval_limits if a not in spec.eval_attacks]
         if unused:
             raise ConfigError("--eval-limit", f"attacks named in --eval ({','.join(spec.eval_attacks)})", unused[0])
@@ -184,10 +182,6 @@ def validate_spec(spec: SweepSpec) -> None:
 
 def checkpoint_progress(path: Path) -> tuple[int, int]:
     """(completed epochs, steps into the next epoch) of a checkpoint, read without loading the weights."""
-    import torch
-
-    from .errors import CheckpointError
-
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         return int(ckpt["epoch"]), int(ckpt.get("step_in_epoch", 0) or 0)
@@ -219,8 +213,6 @@ class CellState:
 
 def _eval_complete(cell_dir: Path, ckpt: Path, spec: SweepSpec) -> bool:
     """eval.json exists for this checkpoint and covers the sweep's attacks on its example counts."""
-    from .files import sha256_file
-
     report = read_eval(RunDir(cell_dir).eval_json)
     if report is None:
         return False
@@ -293,8 +285,6 @@ class CellResult:
 def run_sweep(spec: SweepSpec, *, dry_run: bool = False, only: list[int] | None = None, progress: bool = False,
               device: str | None = None, log: Callable[[str], None] = print) -> list[CellResult]:
     """Train (and evaluate) every cell not yet finished, one after another; see the module docstring."""
-    from .files import atomic_write_json
-
     validate_spec(spec)
     cells = spec.cells()
     if only is not None:

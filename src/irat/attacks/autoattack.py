@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .pgd import eval_mode
+from ..errors import IratError
 
 NORMS = ("Linf", "L2", "L1")
 VERSIONS = ("standard", "custom", "plus", "rand")
@@ -35,7 +36,6 @@ def _autoattack_class():
     try:
         from pyautoattack import AutoAttack
     except ImportError as e:  # pragma: no cover - a dependency of the package
-        from ..errors import IratError
         raise IratError("--attacks: apgd-ce/aa need the official AutoAttack code (pip install pyautoattack)") from e
     return AutoAttack
 
@@ -108,7 +108,6 @@ def build_autoattack(model: nn.Module, *, eps: float, norm: str = "Linf", versio
         run = kwargs.get("attacks") or (STANDARD_ATTACKS if version == "standard" else ())
         need = max([DLR_MIN_CLASSES.get(a, 2) for a in run] or [2])
         if num_classes < need:
-            from ..errors import IratError
             raise IratError(f"--attacks: AutoAttack's {', '.join(a for a in run if a in DLR_MIN_CLASSES)} need at "
                             f"least {need} classes (the DLR loss reads the largest logits); the model has "
                             f"{num_classes}: use apgd-ce, pgd20, pgd100 or cw")

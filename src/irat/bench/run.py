@@ -49,7 +49,6 @@ from ..errors import IratError
 from ..methods import METHODS
 from ..models import model_from_config
 from ..training import EpochStats, Trainer
-from . import reference_loop
 from .measure import Rounds, bare_attack, count_sync_ops, irat_epoch, reweight_ops_seconds, step_fn, sync
 
 QUICK_METHODS = ("at", "mail-at", "clirat", "gairat", "trades", "mail-trades", "mart")
@@ -297,7 +296,9 @@ def run_bench(args: BenchOptions, argv: Sequence[str] | None = None,
         n_epoch = args.epoch_images if args.epoch_images is not None else (2 * args.batch_size if quick else 2048)
         epoch_rounds = args.epoch_repeats if args.epoch_repeats is not None else (1 if quick else 3)
         ref_methods = [m for m in REFERENCE_METHODS if not quick or m == "at"] if args.reference else []
-        reference = reference_loop if ref_methods else None
+        reference = None
+        if ref_methods:  # imports torchvision (its per-image transforms): only when the reference loop runs
+            from . import reference_loop as reference
         ep_trainers = {m: _trainer(m, args, tmp, n_epoch, name=f"epoch-{m}") for m in (["at"] + ref_methods)}
         ips: list[float] = []
         ref_out: dict[str, Any] = {}

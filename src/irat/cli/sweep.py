@@ -9,6 +9,8 @@ from typing import Any
 from ..errors import ConfigError, IratError
 from ..sweep import SweepSpec, cell_command, cell_state, parse_grid, run_sweep, split_values, validate_spec
 from ..sweep import __doc__ as sweep_doc
+from ..evaluation import parse_limits
+from ..training import Interrupted
 
 
 def _int_list(raw: str, what: str) -> list[int]:
@@ -19,8 +21,6 @@ def _int_list(raw: str, what: str) -> list[int]:
 
 
 def spec_from_args(args: argparse.Namespace) -> SweepSpec:
-    from ..evaluation import parse_limits
-
     attacks = [a.strip() for a in args.eval.split(",") if a.strip()] if args.eval else None
     return SweepSpec(
         out=Path(args.out), methods=split_values(args.methods), seeds=_int_list(args.seeds, "--seeds"),
@@ -31,8 +31,6 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from ..training import Interrupted
-
     spec = spec_from_args(args)
     only = _int_list(args.cell, "--cell") if args.cell is not None else None
     if args.print_commands:

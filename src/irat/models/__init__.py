@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from .resnet import preact_resnet18, resnet18
 from .smallcnn import SmallCNN
 from .wrn import WideResNet
+from ..errors import ConfigError
 
 @dataclass(frozen=True)
 class ArchSpec:
@@ -52,7 +53,6 @@ def architecture_keys(name: str, **keys) -> dict:
     spec = MODELS[name]
     given = {k: v for k, v in keys.items() if v not in _UNSET.get(k, (None,))}
     for key in sorted(set(given) - spec.keys):
-        from ..errors import ConfigError
         uses = ", ".join(f"model.{k}" for k in sorted(spec.keys)) or "no model keys"
         raise ConfigError(f"model.{key}", f"unset ({name} does not use it; it takes {uses})", given[key])
     return given
@@ -102,7 +102,6 @@ def create_model(name: str, num_classes: int, in_channels: int = 3, image_size: 
                  **kwargs) -> Classifier:
     """Build a registered architecture. With `normalize`, mean/std (default 0.5) live in the model."""
     if name not in MODELS:
-        from ..errors import ConfigError
         raise ConfigError("model.name", f"one of: {', '.join(sorted(MODELS))}", name)
     net = MODELS[name].build(num_classes, in_channels, image_size, **architecture_keys(name, **kwargs))
     norm = None

@@ -26,7 +26,7 @@ from .. import distributed as dist_utils
 from ..attacks.pgd import eval_mode, pgd
 from ..checkpoint import (check_data_matches, load_checkpoint, load_state_checked, rng_state, save_checkpoint,
                          set_rng_state)
-from ..config import Config, config_from_dict, dump_yaml
+from ..config import Config, config_from_dict, dump_yaml, read_yaml
 from ..data.loader import Batch, Splits, default_augment, epoch_batches, load_splits, steps_per_epoch
 from ..errors import IratError, TrainingDiverged
 from ..evaluation import quick_accuracy
@@ -37,6 +37,7 @@ from ..models import model_from_config
 from ..runs import RunDir
 from ..objectives import OBJECTIVES
 from ..weighting import reweight, reweighting_active
+from ..awp import AWP
 
 NAN_CHECK_EVERY = 25
 
@@ -88,9 +89,7 @@ def _local_samples(n: int, batch_size: int, rank: int, world: int) -> int:
 
 def _config_from_yaml(path: Path) -> Config:
     """The config.yaml a run wrote at its start (for --resume of a run killed before its first checkpoint)."""
-    from .config import _read_yaml
-
-    return config_from_dict(_read_yaml(path, "--resume"))
+    return config_from_dict(read_yaml(path, "--resume"))
 
 
 class Trainer:
@@ -152,7 +151,6 @@ class Trainer:
                                                               cfg.optim.lr_gamma)
         self.awp = None
         if cfg.awp.enabled:
-            from .awp import AWP
             self.awp = AWP(self.model, cfg.awp.gamma, cfg.awp.proxy_lr)
         self.train_model: nn.Module = self.model
         if self.world > 1:
