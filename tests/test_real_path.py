@@ -286,3 +286,13 @@ def test_python_api_on_a_batchnorm_network(tmp_path, image_folder):
     assert set(report["accuracy"]) == {"nat", "pgd20", "worst"}
     model = irat.load_model(run.checkpoint)
     assert not model.training and any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+
+
+@pytest.mark.parametrize("preset", ["fmnist-smallcnn-gairat", "fmnist-quickstart"])
+def test_the_fashion_mnist_presets_take_cifar_data_too(tmp_path, cifar_root, preset):
+    """Every preset family runs on 3-channel 32×32 data: the small CNN adapts its input channels and size."""
+    out = tmp_path / "run"
+    assert _train(out, preset, "data.name=cifar10", f"data.root={cifar_root}", "data.train_subset=64",
+                  "data.val_size=16", "epochs=1", "attack.steps=1", "model.width=4") == 0
+    ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert ckpt["in_channels"] == 3 and ckpt["image_size"] == [32, 32] and ckpt["num_classes"] == 10
