@@ -17,6 +17,7 @@ import torch
 
 from irat.data import DATASETS, ImageDataset, dataset_names, load_dataset
 from irat.data import datasets as ds_mod
+from irat.data import imagefolder as folder_mod
 from irat.errors import DataError
 
 RNG = np.random.default_rng(0)
@@ -301,8 +302,8 @@ def test_imagefolder_roundtrip_and_cache(tmp_path: Path, monkeypatch: pytest.Mon
     assert cache.is_file()
 
     # second load reads the cache: decoding would fail
-    real_decode = ds_mod._decode_image
-    monkeypatch.setattr(ds_mod, "_decode_image", forbid_decode)
+    real_decode = folder_mod._decode_image
+    monkeypatch.setattr(folder_mod, "_decode_image", forbid_decode)
     again = load_dataset(f"imagefolder:{folder}", root=tmp_path / "data")
     for a, b in ((again.x_train, ds.x_train), (again.y_train, ds.y_train), (again.x_test, ds.x_test)):
         assert torch.equal(a, b)
@@ -314,7 +315,7 @@ def test_imagefolder_roundtrip_and_cache(tmp_path: Path, monkeypatch: pytest.Mon
     os.utime(changed, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     with pytest.raises(AssertionError, match="decoded although"):
         load_dataset(f"imagefolder:{folder}", root=tmp_path / "data")
-    monkeypatch.setattr(ds_mod, "_decode_image", real_decode)
+    monkeypatch.setattr(folder_mod, "_decode_image", real_decode)
     before = cache.stat().st_mtime_ns
     rebuilt = load_dataset(f"imagefolder:{folder}", root=tmp_path / "data")
     assert torch.equal(rebuilt.x_train, ds.x_train) and cache.stat().st_mtime_ns != before
@@ -324,20 +325,20 @@ def test_imagefolder_relative_to_cwd_and_readonly_cache(tmp_path: Path, monkeypa
     folder = tmp_path / "ro"
     make_png_folder(folder, {"train": {"a": 1, "b": 1}, "test": {"a": 1, "b": 1}}, size=(3, 3))
     monkeypatch.chdir(tmp_path)
-    real_save = ds_mod.atomic_torch_save
+    real_save = folder_mod.atomic_torch_save
 
     def save(path: Path, obj: object) -> None:  # the image folder is read-only
         if Path(path).parent == Path("ro"):
             raise PermissionError(13, "Permission denied", str(path))
         real_save(path, obj)
 
-    monkeypatch.setattr(ds_mod, "atomic_torch_save", save)
+    monkeypatch.setattr(folder_mod, "atomic_torch_save", save)
     ds = load_dataset("imagefolder:ro", root="cache-root")
     assert ds.x_train.shape == (2, 3, 3, 3)
     assert not (folder / ".irat-cache.pt").exists()
     written = list((tmp_path / "cache-root" / ".irat-cache").glob("ro-*.pt"))
     assert len(written) == 1
-    monkeypatch.setattr(ds_mod, "_decode_image", forbid_decode)
+    monkeypatch.setattr(folder_mod, "_decode_image", forbid_decode)
     assert torch.equal(load_dataset("imagefolder:ro", root="cache-root").x_test, ds.x_test)
 
 

@@ -26,7 +26,7 @@ from irat.errors import IratError
 from irat.report import build_report, find_runs, group_runs, paired_rows
 from irat.sweep import Cell, SweepSpec, parse_grid, run_sweep, split_values
 
-train_mod = __import__("importlib").import_module("irat.trainer")
+train_mod = __import__("importlib").import_module("irat.training.trainer")
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 needs_fmnist = pytest.mark.skipif(not (FMNIST / "train-images-idx3-ubyte.gz").is_file(),
@@ -56,7 +56,7 @@ def tiny_spec(out: Path, **kw: Any) -> SweepSpec:
 
 
 class Calls:
-    """Counts calls of irat.trainer.train and irat.evaluation.evaluate_checkpoint (still running them)."""
+    """Counts calls of irat.training.trainer.train and irat.evaluation.evaluate_checkpoint (still running them)."""
 
     def __init__(self, mp: pytest.MonkeyPatch, out: Path):
         self.train: list[tuple[str, bool]] = []

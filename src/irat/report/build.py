@@ -1,0 +1,104 @@
+"""`build_report`: runs → groups → tables and figures → FILE.md, FILE.csv, FILE.tex and figures/*.png."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..analysis import LPSAnalysis
+from ..errors import IratError
+from ..files import atomic_write_text
+from .collect import Group, Run, find_runs, group_runs
+from .plots import draw_figures, lps_analyses
+from .stats import Row, paired_rows, table_columns, table_rows
+from .tables import attack_notes, cost_table, csv_table, latex_table, markdown_table, paired_table
+
+
+@dataclass
+class ReportResult:
+    markdown: Path
+    csv: Path
+    latex: Path
+    rows: list[Row]
+    columns: list[str]
+    figures: dict[str, Path]
+    figure_objects: dict[str, Any] = field(default_factory=dict)
+    analyses: dict[str, Any] = field(default_factory=dict)
+
+
+def build_report(dirs: list[str | Path], out: str | Path = "report.md", *, analysis_examples: int = 2000,
+                 device: str = "auto", keep_figures: bool = False, log: Any = None, title: str = "irat report",
+                 intro: str | None = None) -> ReportResult:
+    """Find the runs under `dirs`, write FILE.md / .csv / .tex and figures/*.png; see `irat.report`.
+
+    `title` heads the Markdown file; `intro` (Markdown text, e.g. a written analysis) follows it,
+    before the generated tables."""
+    log = log or (lambda s: None)
+    runs = find_runs(dirs)
+    if not runs:
+        raise IratError(f"report: no run directories (with config.yaml) under {', '.join(map(str, dirs))}")
+    out = Path(out)
+    if out.suffix.lower() != ".md":
+        out = out.with_suffix(".md")
+    groups = group_runs(runs)
+    columns = table_columns(groups)
+    rows = table_rows(groups, columns)
+    analyses = lps_analyses(groups, analysis_examples, device, log)
+    figs, objects = draw_figures(groups, rows, columns, analyses, out.parent / "figures", keep_figures)
+
+    csv_path, tex_path = out.with_suffix(".csv"), out.with_suffix(".tex")
+    atomic_write_text(out, _markdown(dirs, runs, groups, rows, columns, analyses, figs, out.parent, title, intro))
+    atomic_write_text(csv_path, csv_table(rows, columns))
+    atomic_write_text(tex_path, latex_table(rows, columns, "Accuracy (%), mean ± std over seeds"))
+    return ReportResult(out, csv_path, tex_path, rows, columns, figs, objects, analyses)
+
+
+def _markdown(dirs: list[str | Path], runs: list[Run], groups: list[Group], rows: list[Row], columns: list[str],
+              analyses: dict[str, LPSAnalysis], figs: dict[str, Path], base: Path, heading: str,
+              intro: str | None) -> str:
+    """The report's Markdown: the heading and intro, the tables, the LPS summary, the figures (linked
+    relative to `base`, the Markdown file's folder) and the groups."""
+    n_eval = sum(1 for r in runs if r.eval)
+    md = [f"# {heading}", "", *([intro.rstrip(), ""] if intro else []),
+          f"{len(runs)} runs in {len(groups)} groups ({n_eval} evaluated) from {', '.join(map(str, dirs))}.", "",
+          "## Accuracy (%) — mean ± std over seeds", "",
+          "Standard deviation over seeds with ddof = 1 (0 for a single seed); robust accuracy against a set of "
+          "attacks (`worst`) is the per-example worst case. Best mean per column in bold.", ""]
+    md.append(markdown_table(rows, columns) if columns else "_No eval.json found: run `irat eval` or "
+                                                            "`irat sweep --eval`._\n")
+    if columns:
+        md += ["### Cost", "", "Seconds per run, mean over the runs that have them: the training loop (validation "
+               "excluded) and each attack over its examples, as measured on the machine that ran it.", "",
+               cost_table(rows, columns)]
+        paired = paired_rows(groups, columns)
+        if paired:
+            md += ["### Paired by seed: reweighted method − its baseline", "",
+                   "Accuracy differences (points) between runs of the same seed — the same initial weights, data "
+                   "order and attack noise — mean ± std over the seeds both have. The baseline is the unweighted "
+                   "method of the same objective and, for a CL-PM method, its PM_adv (MAIL) twin. Methods with "
+                   "the same objective and trade-off train identically until reweighting starts, so there the "
+                   "difference is the reweighting's alone.", "", paired_table(paired, columns)]
+    notes = attack_notes(groups, columns)
+    if notes:
+        md += ["### Attacks and checkpoints", "", *notes, ""]
+    missing = [str(r.path) for r in runs if not r.eval]
+    if missing:
+        md += [f"Runs without eval.json ({len(missing)}): " + ", ".join(f"`{m}`" for m in missing[:20])
+               + (" …" if len(missing) > 20 else ""), ""]
+    if analyses:
+        md += ["### LPS vs PM (training data, training attack)", "",
+               "| run | examples | LPS = T | non-robust at LPS = T |", "|---|---:|---:|---:|"]
+        for label, a in analyses.items():
+            s = a.summary()
+            md.append(f"| {label} | {s['n_examples']} | {100 * s['fraction_at_max_lps']:.1f}% | "
+                      f"{s['non_robust_at_max_lps']} |")
+        md.append("")
+    if figs:
+        md += ["## Figures", ""]
+        for title, p in figs.items():
+            md += [f"### {title}", "", f"![{title}]({p.relative_to(base).as_posix()})", ""]
+    md += ["## Groups", ""]
+    for g in groups:
+        md.append(f"- {g.label}: " + ", ".join(f"`{r.path}`" for r in g.runs))
+    md.append("")
+    return "\n".join(md)

@@ -1,0 +1,106 @@
+"""The numbers of the tables: accuracy mean ± std over seeds per group, and per-seed differences
+between a reweighted method and its baseline."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..methods import METHODS
+from .collect import Group
+
+COLUMN_ORDER = ["nat", "fgsm", "pgd20", "pgd100", "cw", "apgd", "apgd-ce", "apgd_ce", "aa", "autoattack"]
+ROBUST_PREFERENCE = ["pgd20", "pgd100", "aa", "autoattack", "cw", "worst"]
+
+Cells = dict[str, tuple[float, float, int]]  # column -> (mean, std, n)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and standard deviation over seeds: ddof = 1 with two or more values, 0 with one."""
+    a = np.asarray(values, dtype=float)
+    if a.size == 0:
+        return math.nan, math.nan
+    return float(a.mean()), float(a.std(ddof=1)) if a.size >= 2 else 0.0
+
+
+def table_columns(groups: list[Group]) -> list[str]:
+    """The eval.json accuracy keys present: the known attacks in table order, the rest, then "worst"."""
+    present = {k for g in groups for r in g.runs if r.eval for k in r.eval.get("accuracy", {})}
+    known = [c for c in COLUMN_ORDER if c in present]
+    rest = sorted(present - set(COLUMN_ORDER) - {"worst"})
+    return known + rest + (["worst"] if "worst" in present else [])
+
+
+def robust_column(columns: list[str]) -> str | None:
+    """The robust accuracy a figure shows: PGD-20 when present, else the next of ROBUST_PREFERENCE."""
+    return next((c for c in ROBUST_PREFERENCE if c in columns), None)
+
+
+@dataclass
+class Row:
+    group: Group
+    n: int  # runs with eval.json
+    cells: Cells
+
+
+def table_rows(groups: list[Group], columns: list[str]) -> list[Row]:
+    rows = []
+    for g in groups:
+        evals = [r.eval["accuracy"] for r in g.runs if r.eval and "accuracy" in r.eval]
+        cells = {}
+        for c in columns:
+            vals = [float(e[c]) for e in evals if c in e and e[c] is not None]
+            if vals:
+                cells[c] = (*mean_std(vals), len(vals))
+        rows.append(Row(g, len(evals), cells))
+    return rows
+
+
+def paired_baselines(method: str) -> list[str]:
+    """What a reweighted method is compared with, seed by seed: the unweighted method of its objective
+    (at, trades or mart), and for a CL-PM method its PM_adv (MAIL) twin with the same weighting."""
+    d = METHODS.get(method)
+    if d is None or d["reweight"]["margin"] == "none":
+        return []
+    out = [d["objective"]] if d["objective"] in METHODS else []
+    if d["reweight"]["margin"] == "cl_pm":
+        twin = {**d["reweight"], "margin": "pm_adv"}
+        out += [m for m, e in METHODS.items() if e["objective"] == d["objective"] and e["reweight"] == twin
+                and e["tradeoff"] == d["tradeoff"]]
+    return out
+
+
+@dataclass
+class PairedRow:
+    group: Group
+    baseline: Group
+    seeds: list[int]  # seeds both groups have evaluated
+    cells: Cells  # of the per-seed differences
+
+
+def paired_rows(groups: list[Group], columns: list[str]) -> list[PairedRow]:
+    """Per-seed differences `method − baseline` (see `paired_baselines`) between groups with the same
+    settings. The same seed means the same initial weights, data order and attack noise, so these
+    differences do not carry the seed-to-seed spread of the two means."""
+    by_key = {(g.method, g.settings_text): g for g in groups}
+    rows = []
+    for g in groups:
+        for base in paired_baselines(g.method):
+            b = by_key.get((base, g.settings_text))
+            if b is None:
+                continue
+            mine = {r.seed: r.eval["accuracy"] for r in g.runs if r.eval and "accuracy" in r.eval}
+            theirs = {r.seed: r.eval["accuracy"] for r in b.runs if r.eval and "accuracy" in r.eval}
+            seeds = sorted(set(mine) & set(theirs))
+            cells = {}
+            for c in columns:
+                # the worst case is comparable only over the same attacks
+                diffs = [float(mine[s][c]) - float(theirs[s][c]) for s in seeds
+                         if mine[s].get(c) is not None and theirs[s].get(c) is not None
+                         and (c != "worst" or set(mine[s]) == set(theirs[s]))]
+                if diffs:
+                    cells[c] = (*mean_std(diffs), len(diffs))
+            if seeds:
+                rows.append(PairedRow(g, b, seeds, cells))
+    return rows
