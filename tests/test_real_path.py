@@ -150,15 +150,19 @@ def test_eval_pgd_cw_apgd_and_autoattack_on_a_few_examples(trained):
 
 def test_export_and_load_the_exported_model(trained, tmp_path):
     ckpt = trained / "checkpoints" / "last.pt"
-    exported = tmp_path / "model.pt"
-    assert main(["export", str(ckpt), "--out", str(exported)]) == 0
-    scripted = torch.jit.load(str(exported))
+    assert main(["export", str(ckpt), "--out", str(tmp_path)]) == 0
+    program = torch.export.load(str(tmp_path / "model.pt2")).module()
     x = torch.rand(4, 3, 32, 32)
     with torch.no_grad():
-        assert torch.allclose(scripted(x), irat.load_model(ckpt)(x), atol=1e-5)
+        ref = irat.load_model(ckpt)(x)
+        assert torch.allclose(program(x), ref, atol=1e-5)
+        assert torch.allclose(irat.load_model(tmp_path / "model.safetensors")(x), ref, atol=1e-5)
+    with pytest.raises(irat.errors.CheckpointError, match="torch.export program.*torch.export.load"):
+        irat.load_model(tmp_path / "model.pt2")
+    assert main(["eval", str(tmp_path / "model.pt2"), "--attacks", "nat", "--device", "cpu"]) == 2
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "ts"), "--torchscript"]) == 0
     with pytest.raises(irat.errors.CheckpointError, match="TorchScript export.*torch.jit.load"):
-        irat.load_model(exported)
-    assert main(["eval", str(exported), "--attacks", "nat", "--device", "cpu"]) == 2
+        irat.load_model(tmp_path / "ts" / "model.pt")
 
 
 def test_analyze_lps_and_paths(trained):
