@@ -1,6 +1,6 @@
 """The robustness evaluation can be trusted: orderings that must hold, the official AutoAttack with the
 settings we claim, sanity flags that fire on masked gradients (and not on a normal model), the MAIL
-paper's protocol, the CLI contract, TorchScript export, and best.pt chosen on validation data.
+paper's protocol, the CLI contract, export, and best.pt chosen on validation data.
 
 One tiny adversarially trained model (Fashion-MNIST, 1,000 training images, 3 epochs) serves the module;
 the official AutoAttack (thousands of sequential steps whatever the batch) runs on a linear model.
@@ -363,7 +363,6 @@ def test_cli_eval_bad_checkpoint_exit_2(tmp_path: Path, capsys: pytest.CaptureFi
 # ---------------------------------------------------------------------------------------------- export
 
 
-@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.load is deprecated, still what loads anywhere
 def test_export_round_trip_and_model_card(run: dict[str, Any], fmnist, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     # an eval.json for this checkpoint in the run directory fills the card
@@ -373,17 +372,18 @@ def test_export_round_trip_and_model_card(run: dict[str, Any], fmnist, tmp_path:
     out = tmp_path / "model.pt"
     assert main(["export", str(run["last"]), "--out", str(out)]) == 0
     x = fmnist.x_test[:7].float() / 255.0
-    scripted = torch.jit.load(str(out))
+    program = torch.export.load(str(tmp_path / "model.pt2")).module()
     with torch.no_grad():
-        assert torch.allclose(scripted(x), irat.load_model(run["last"])(x), atol=1e-5)
+        assert torch.allclose(program(x), irat.load_model(run["last"])(x), atol=1e-5)
     card = json.loads((tmp_path / "model.json").read_text())
     assert card["dataset"] == "fashion-mnist" and card["threat_model"] == "Linf" and card["eps"] == "0.1"
     assert card["clean_acc"] == f"{ev['accuracy']['nat']:.2f}" and card["autoattack_acc"] is None
     assert card["architecture"] == "SmallCNN" and card["irat"]["checkpoint_sha256"] == ev["checkpoint"]["sha256"]
     # plain torch, no irat import
-    code = ("import sys, torch; m = torch.jit.load(sys.argv[1]); y = m(torch.rand(2, 1, 28, 28)); "
+    code = ("import sys, torch; m = torch.export.load(sys.argv[1]).module(); y = m(torch.rand(2, 1, 28, 28)); "
             "assert y.shape == (2, 10) and 'irat' not in sys.modules; print('ok')")
-    res = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=120)
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "model.pt2")], capture_output=True, text=True,
+                         timeout=120)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
     # an eval.json of another checkpoint does not fill the card
     other = tmp_path / "other_eval.json"
@@ -398,7 +398,7 @@ def test_export_round_trip_and_model_card(run: dict[str, Any], fmnist, tmp_path:
     assert "checkpoint" in _one_line_error(capsys)
     assert main(["export", str(tmp_path / "nope.pt")]) == 2
     assert "not found" in _one_line_error(capsys)
-    assert not (tmp_path / "x.pt").exists()
+    assert not (tmp_path / "x.pt2").exists()
 
 
 # ---------------------------------------------------------------------------------------------- validation

@@ -2,10 +2,15 @@
 
 Each records irat's version, the config and a content hash of the model weights; a truncated,
 corrupt or code-carrying file is refused with a one-line error naming the file.
+
+The safetensors weights that `irat export` writes load here too, as a checkpoint without optimizer
+or RNG state: the tensors are the model's state and the file's metadata holds the rest (config,
+classes, image size, epoch, content hash), each value as JSON. Nothing in that file is unpickled.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import pickletools
 import random
 import re
@@ -15,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import safetensors
+import safetensors.torch
 import torch
 from torch import nn
 
@@ -23,6 +30,10 @@ from .errors import CheckpointError, IratError
 from .files import atomic_torch_save
 
 FORMAT = "irat-checkpoint-v1"
+WEIGHTS_FORMAT = "irat-weights-v1"
+# what a checkpoint needs besides its model state to rebuild the network and describe it
+WEIGHTS_KEYS = ("config", "num_classes", "in_channels", "image_size", "classes", "epoch", "best", "irat_version",
+                "model_sha256")
 
 
 def state_hash(state: dict[str, torch.Tensor]) -> str:
@@ -117,13 +128,63 @@ def _load_failure(path: Path, e: BaseException) -> CheckpointError:
     return CheckpointError(f"checkpoint {path}: corrupt, truncated or not a checkpoint (not a torch.save archive)")
 
 
-def _is_torchscript(path: Path) -> bool:
-    """A TorchScript archive (torch.jit.save) is a zip holding `<name>/constants.pkl` and `<name>/code/`."""
+def weights_file(ckpt: dict[str, Any], state: dict[str, torch.Tensor]) -> bytes:
+    """A .safetensors file of `state` (the model's tensors) with `ckpt`'s WEIGHTS_KEYS as metadata; the
+    content hash is that of `state`."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    meta = {k: ckpt[k] for k in WEIGHTS_KEYS if ckpt.get(k) is not None}
+    meta["irat_version"] = __version__
+    meta["model_sha256"] = state_hash(tensors)
+    return safetensors.torch.save(tensors, metadata={"format": WEIGHTS_FORMAT,
+                                                     **{k: json.dumps(v) for k, v in meta.items()}})
+
+
+def _is_safetensors(path: Path) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then the JSON header."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:  # unreadable: torch.load names the reason
+        return False
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    return int.from_bytes(head[:8], "little") <= path.stat().st_size - 8
+
+
+def _load_weights(path: Path, map_location: str | torch.device) -> dict[str, Any]:
+    """An `irat export` .safetensors file as a checkpoint dict (model state + WEIGHTS_KEYS)."""
+    try:
+        with safetensors.safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        state = safetensors.torch.load_file(str(path), device=str(map_location))
+    except Exception as e:  # noqa: BLE001 - a bad header or truncated data is a bad file
+        first = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
+        raise CheckpointError(f"checkpoint {path}: corrupt or truncated safetensors file ({first})") from None
+    if meta.get("format") != WEIGHTS_FORMAT:
+        raise CheckpointError(f"checkpoint {path}: a safetensors file without irat's metadata (format "
+                              f"{WEIGHTS_FORMAT}): irat cannot tell which network it holds")
+    try:
+        ckpt = {k: json.loads(meta[k]) for k in WEIGHTS_KEYS if k in meta}
+    except ValueError:
+        raise CheckpointError(f"checkpoint {path}: the safetensors metadata is not valid JSON") from None
+    ckpt.setdefault("epoch", 0)
+    return {"model": state, "format": WEIGHTS_FORMAT, **ckpt}
+
+
+def _exported_kind(path: Path) -> str | None:
+    """Which export a zip archive is, if any: a torch.export program (torch.export.save, `.pt2`) holds
+    `<name>/archive_format`; TorchScript (torch.jit.save) holds `<name>/constants.pkl` and `<name>/code/`."""
     try:
         with zipfile.ZipFile(path) as z:
-            return any(n.endswith("/constants.pkl") or "/code/" in n for n in z.namelist())
+            names = z.namelist()
     except (zipfile.BadZipFile, OSError):
-        return False
+        return None
+    if any(n.endswith("/archive_format") for n in names):
+        return ("a torch.export program (irat export), not a training checkpoint: load it with torch.export.load, "
+                "or the .safetensors weights beside it with irat.load_model")
+    if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+        return "a TorchScript export (irat export), not a training checkpoint: load it with torch.jit.load"
+    return None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -135,9 +196,23 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"checkpoint {path}: is a directory, expected a .pt file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path}: file is empty")
-    if _is_torchscript(path):
-        raise CheckpointError(f"checkpoint {path}: this is a TorchScript export (irat export), not a training "
-                              f"checkpoint: load it with torch.jit.load")
+    exported = _exported_kind(path)
+    if exported is not None:
+        raise CheckpointError(f"checkpoint {path}: this is {exported}")
+    if _is_safetensors(path):
+        ckpt = _load_weights(path, map_location)
+    else:
+        ckpt = _load_pickle(path, map_location)
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        raise CheckpointError(f"checkpoint {path}: not an irat checkpoint (needs the keys 'model' and 'config')")
+    expected = ckpt.get("model_sha256")
+    if expected is not None and state_hash(ckpt["model"]) != expected:
+        raise CheckpointError(f"checkpoint {path}: content hash mismatch, the weights are corrupt")
+    return ckpt
+
+
+def _load_pickle(path: Path, map_location: str | torch.device) -> Any:
+    """torch.load(weights_only=True): tensors and plain values only."""
     try:
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the verdict below is the message
             warnings.simplefilter("ignore")
@@ -146,11 +221,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"checkpoint {path}: cannot read it ({e.strerror or type(e).__name__})") from None
     except Exception as e:  # every unpickling failure is a bad file, not a crash
         raise _load_failure(path, e) from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
-        raise CheckpointError(f"checkpoint {path}: not an irat checkpoint (needs the keys 'model' and 'config')")
-    expected = ckpt.get("model_sha256")
-    if expected is not None and state_hash(ckpt["model"]) != expected:
-        raise CheckpointError(f"checkpoint {path}: content hash mismatch, the weights are corrupt")
     return ckpt
 
 

@@ -125,6 +125,11 @@ class FastConfig:
     cudnn_benchmark: bool = True
 
 
+@dataclass
+class LogConfig:
+    tensorboard: bool = True  # RUN/tensorboard/: metrics.jsonl's scalars and histograms as TensorBoard events
+
+
 @dataclass(frozen=True)
 class TrainingAttack:
     loss: str
@@ -150,6 +155,7 @@ class Config:
     awp: AWPConfig = field(default_factory=AWPConfig)
     fat: FATConfig = field(default_factory=FATConfig)
     fast: FastConfig = field(default_factory=FastConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     # ---- derived values -------------------------------------------------------------------
     @property
@@ -486,3 +492,5 @@ def validate(cfg: Config) -> None:
     _check(isinstance(s.amp_train, bool), "fast.amp_train", "true or false", s.amp_train)
     _check(isinstance(s.compile, bool), "fast.compile", "true or false", s.compile)
     _check(isinstance(s.cudnn_benchmark, bool), "fast.cudnn_benchmark", "true or false", s.cudnn_benchmark)
+
+    _check(isinstance(cfg.log.tensorboard, bool), "log.tensorboard", "true or false", cfg.log.tensorboard)

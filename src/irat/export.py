@@ -1,14 +1,26 @@
-"""`irat export CHECKPOINT --out model.pt`: a self-contained TorchScript model plus a RobustBench-style card.
+"""`irat export CHECKPOINT [--out DIR | FILE] [--torchscript]`: the trained network in current formats
+plus a RobustBench-style model card.
 
-model.pt loads with plain `torch.jit.load` (no irat import), is in eval mode and takes float32 NCHW
-inputs in [0, 1] (RobustBench's layout; any normalization is inside the model) and returns logits.
-`<out stem>.json` describes it in RobustBench's model-info fields, with the accuracies taken from the
-run's eval.json when that report is for this very checkpoint (same sha256); otherwise they stay null.
+The files sit side by side, named after --out (default RUN/model.*):
+
+    model.pt2          a torch.export program (torch.export.save): `torch.export.load(path).module()` runs it
+                       with plain torch, at any batch size (the batch dimension is dynamic)
+    model.safetensors  the weights (safetensors: no pickle), with the config, classes and image size that
+                       rebuild the network in the file's metadata: `irat.load_model(path)`
+    model.json         RobustBench's model-info fields, the files with their sha256 and the provenance
+    model.pt           with --torchscript only: TorchScript (torch.jit.load), deprecated since torch 2.14,
+                       for tools that still want it
+
+Each model takes float32 NCHW inputs in [0, 1] (any normalization is inside the model) in eval mode and
+returns logits; each file is loaded back and checked against the checkpoint's model before the card is
+written. The card's accuracies come from the run's eval.json when that report is for this very
+checkpoint (same sha256); otherwise they stay null.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,23 +28,59 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ConfigError, IratError
+from .errors import IratError
 from .evaluation import format_eps
-from .runs import RunDir, model_from_checkpoint, read_eval
-from .checkpoint import load_checkpoint
+from .runs import RunDir, load_model, model_from_checkpoint, read_eval
+from .checkpoint import load_checkpoint, weights_file
 from .files import atomic_write_bytes, atomic_write_json, sha256_file
 
 ARCHITECTURES = {"smallcnn": "SmallCNN", "resnet18": "ResNet-18", "preact_resnet18": "PreActResNet-18"}
 RB_DATASETS = {"cifar10": "cifar10", "cifar100": "cifar100", "fashion-mnist": "fashion-mnist", "svhn": "svhn"}
+# the files of one export, by role, and how each loads
+SUFFIXES = {"program": ".pt2", "weights": ".safetensors", "torchscript": ".pt", "card": ".json"}
+LOADERS = {"program": "torch.export.load(path).module()", "weights": "irat.load_model(path) (safetensors)",
+           "torchscript": "torch.jit.load(path)"}
 
 
-def _to_torchscript(model: nn.Module, example: torch.Tensor) -> tuple[torch.jit.ScriptModule, str]:
+def export_paths(out: str | Path) -> dict[str, Path]:
+    """The files `out` names: a directory (an existing one, or a path without one of SUFFIXES) holds
+    model.pt2, model.safetensors, model.json and model.pt; a file path names them after its stem."""
+    out = Path(out)
+    stem = out / "model" if out.is_dir() or out.suffix not in SUFFIXES.values() else out.with_suffix("")
+    return {role: stem.with_name(stem.name + suffix) for role, suffix in SUFFIXES.items()}
+
+
+def _program(model: nn.Module, example: torch.Tensor) -> bytes:
+    """torch.export of the eval-mode model with a dynamic batch dimension, as torch.export.save writes it."""
+    program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    buf = io.BytesIO()
+    torch.export.save(program, buf)
+    return buf.getvalue()
+
+
+def _torchscript(model: nn.Module, example: torch.Tensor) -> tuple[bytes, str]:
     """Script the model (keeps any control flow); fall back to tracing for code TorchScript cannot compile."""
-    try:
-        return torch.jit.script(model), "script"
-    except Exception:  # noqa: BLE001 - e.g. unsupported Python constructs: tracing is exact for these nets
-        with torch.no_grad():
-            return torch.jit.trace(model, example, check_trace=True), "trace"
+    with warnings.catch_warnings():  # TorchScript is deprecated (torch.export): kept behind --torchscript
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            scripted, how = torch.jit.script(model), "script"
+        except Exception:  # noqa: BLE001 - e.g. unsupported Python constructs: tracing is exact for these nets
+            with torch.no_grad():
+                scripted, how = torch.jit.trace(model, example, check_trace=True), "trace"
+        buf = io.BytesIO()
+        torch.jit.save(scripted, buf)
+    return buf.getvalue(), how
+
+
+def _load(role: str, path: Path) -> nn.Module:
+    """An exported file loaded back the way its users load it."""
+    if role == "program":
+        return torch.export.load(str(path)).module()
+    if role == "weights":
+        return load_model(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.load(str(path), map_location="cpu")
 
 
 def _read_eval(path: Path, explicit: bool) -> dict[str, Any] | None:
@@ -59,9 +107,12 @@ def _fmt_acc(v: Any) -> str | None:
     return None if v is None else f"{float(v):.2f}"
 
 
-def model_card(ckpt: dict[str, Any], cfg: Any, sha256: str, ckpt_path: Path, model_file: Path,
-               how: str, report: dict[str, Any] | None, eval_path: Path | None) -> dict[str, Any]:
-    """RobustBench's model-info fields, plus an `irat` section with the provenance."""
+def model_card(ckpt: dict[str, Any], cfg: Any, sha256: str, ckpt_path: Path, files: dict[str, dict[str, str]],
+               how: str | None, report: dict[str, Any] | None, eval_path: Path | None) -> dict[str, Any]:
+    """RobustBench's model-info fields, plus an `irat` section with the files and the provenance.
+
+    `files`: role -> {"file": name, "sha256": …, "load": how to load it}; `how`: script or trace when a
+    TorchScript file was written."""
     eps = float(cfg.attack.eps)
     h, w = (int(v) for v in ckpt.get("image_size", (0, 0)))
     acc: dict[str, Any] = {}
@@ -110,8 +161,10 @@ def model_card(ckpt: dict[str, Any], cfg: Any, sha256: str, ckpt_path: Path, mod
         "footnote": note,
         "unreliable": bool(flags_raised),
         "irat": {
-            "model_file": model_file.name,
+            "model_file": files["program"]["file"],
+            "files": files,
             "torchscript": how,
+            "model": dataclasses.asdict(cfg.model),
             "input": f"float32 NCHW in [0, 1], {int(ckpt['in_channels'])}x{h}x{w}; normalization is inside the model",
             "output": f"logits over {int(ckpt['num_classes'])} classes",
             "classes": list(ckpt.get("classes") or []),
@@ -127,54 +180,55 @@ def model_card(ckpt: dict[str, Any], cfg: Any, sha256: str, ckpt_path: Path, mod
     return card
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None,
-                      eval_json: str | Path | None = None) -> dict[str, Path]:
-    """Write `out` (TorchScript) and `<out stem>.json` (model card); returns their paths.
+def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None, eval_json: str | Path | None = None,
+                      torchscript: bool = False) -> dict[str, Path]:
+    """Write the torch.export program, the safetensors weights, (with `torchscript`) the TorchScript
+    model, then the card; returns their paths by role (program, weights, torchscript, card).
 
-    The exported module's logits are checked against the irat model on a random batch before returning.
-    """
-
+    Each file is loaded back and must give the checkpoint model's logits on a random batch of another
+    size than the export's example (atol 1e-5) before the card is written."""
     ckpt_path = Path(checkpoint)
-    out_path = Path(out) if out is not None else RunDir.of_checkpoint(ckpt_path).exported
-    if out_path.suffix == ".json":
-        raise ConfigError("--out", "a model file path not ending in .json (the card goes to <stem>.json)",
-                          str(out_path))
-    if out_path.exists() and out_path.is_dir():
-        raise ConfigError("--out", "a file path, not a directory", str(out_path))
     ckpt = load_checkpoint(ckpt_path)
-    model, cfg = model_from_checkpoint(ckpt, ckpt_path)
-    model = model.float().cpu().eval()
     ev_path = Path(eval_json) if eval_json is not None else RunDir.of_checkpoint(ckpt_path).eval_json
     report = _read_eval(ev_path, explicit=eval_json is not None)
+    paths = export_paths(out if out is not None else RunDir.of_checkpoint(ckpt_path).exported)
+    if not torchscript:
+        del paths["torchscript"]
+    folder = paths["card"].parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise IratError(f"--out: cannot create the folder {folder} ({e.strerror or type(e).__name__})") from None
+    model, cfg = model_from_checkpoint(ckpt, ckpt_path)
+    model = model.float().cpu().eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
 
     h, w = (int(v) for v in ckpt.get("image_size", (32, 32)))
     c = int(ckpt["in_channels"])
     gen = torch.Generator().manual_seed(0)
     example = torch.rand(2, c, h, w, generator=gen)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    meta = {"format": "irat-torchscript-v1", "input": "float32 NCHW in [0, 1]", "num_classes": int(ckpt["num_classes"]),
-            "in_channels": c, "image_size": [h, w], "method": cfg.method, "checkpoint_sha256": sha256_file(ckpt_path)}
-    with warnings.catch_warnings():  # TorchScript is deprecated (torch.export), yet it is what loads anywhere
-        warnings.simplefilter("ignore", FutureWarning)
-        scripted, how = _to_torchscript(model, example)
-        buf = io.BytesIO()
-        torch.jit.save(scripted, buf, _extra_files={"irat.json": json.dumps(meta)})
-        data = buf.getvalue()
-        loaded = torch.jit.load(io.BytesIO(data), map_location="cpu")
+    data = {"program": _program(model, example), "weights": weights_file(ckpt, model.state_dict())}
+    how = None
+    if torchscript:
+        data["torchscript"], how = _torchscript(model, example)
+    for role, blob in data.items():
+        atomic_write_bytes(paths[role], blob)
 
-    # the file must reproduce the model (another batch size than the example: the batch dimension is free)
+    # the files must reproduce the model (another batch size than the example: the batch dimension is free)
     check = torch.rand(3, c, h, w, generator=gen)
     with torch.no_grad():
-        ref, got = model(check), loaded(check)
-    if ref.shape != got.shape or not torch.allclose(ref, got, rtol=1e-4, atol=1e-5):
-        raise RuntimeError(f"export: the TorchScript module ({how}) does not reproduce the model's logits")
+        ref = model(check)
+        for role in data:
+            got = _load(role, paths[role])(check)
+            if ref.shape != got.shape or not torch.allclose(ref, got, rtol=1e-4, atol=1e-5):
+                raise RuntimeError(f"export: {paths[role]} does not reproduce the model's logits")
 
-    atomic_write_bytes(out_path, data)
-    card_path = out_path.with_suffix(".json")
-    atomic_write_json(card_path, model_card(ckpt, cfg, meta["checkpoint_sha256"], ckpt_path, out_path, how, report,
-                                            ev_path if report is not None else None))
-    return {"model": out_path, "card": card_path}
+    files = {role: {"file": paths[role].name, "sha256": hashlib.sha256(blob).hexdigest(), "load": LOADERS[role]}
+             for role, blob in data.items()}
+    atomic_write_json(paths["card"], model_card(ckpt, cfg, sha256_file(ckpt_path), ckpt_path, files, how, report,
+                                                ev_path if report is not None else None))
+    return paths
 
 
-__all__ = ["export_checkpoint", "model_card"]
+__all__ = ["export_checkpoint", "export_paths", "model_card"]

@@ -31,6 +31,7 @@ from ..data.loader import Batch, Splits, default_augment, epoch_batches, load_sp
 from ..errors import IratError, TrainingDiverged
 from ..evaluation import quick_accuracy
 from .stats import HIST_BINS, QUANTILES, EpochStats
+from .tensorboard import TensorBoardLog
 from ..files import atomic_write_text, remove_stale_temps
 from ..margins import MARGINS, MarginInputs, confused_label_count
 from ..models import model_from_config
@@ -477,6 +478,7 @@ class Trainer:
         cfg = self.cfg
         n = self.splits.x_train.shape[0]
         spe = steps_per_epoch(n, cfg.batch_size)
+        tensorboard = TensorBoardLog.open(self.out_dir, cfg, self.metrics, enabled=self.rank == 0)
         old_handlers = {}
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
@@ -526,12 +528,14 @@ class Trainer:
                 path = self._save(epoch, 0, None)
                 if self.rank == 0:
                     self._write_metrics()
+                    tensorboard.add(line)
                     if bar is not None:
                         bar.write(_format_line(line))
                 stop = self._agree_stop() if self.world > 1 else self._stop_signal is not None
                 if stop and epoch < cfg.epochs:
                     raise Interrupted(128 + int(self._stop_signal), path)
         finally:
+            tensorboard.close()
             if bar is not None:
                 bar.close()
             for sig, h in old_handlers.items():
