@@ -5,7 +5,8 @@
     RUN/checkpoints/last.pt          everything the future depends on (resume, eval, export)
     RUN/checkpoints/best.pt          the best validation PGD-20 epoch (never chosen on the test set)
     RUN/eval.json, eval.md, eval_examples.json     `irat eval` of the run's checkpoint
-    RUN/model.pt (+ model.json)      `irat export`
+    RUN/tensorboard/                 TensorBoard event files (the metrics.jsonl scalars and histograms)
+    RUN/model.pt2, model.safetensors, model.json (+ model.pt with --torchscript)     `irat export`
 
 A checkpoint's run directory is the folder above its `checkpoints/`.
 """
@@ -62,8 +63,12 @@ class RunDir:
 
     @property
     def exported(self) -> Path:
-        """`irat export`'s default model file."""
-        return self.path / "model.pt"
+        """`irat export`'s default: the run directory, whose model.* files it writes."""
+        return self.path
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
 
 
 def eval_files(eval_json: str | Path) -> dict[str, Path]:

@@ -21,13 +21,14 @@ from typing import Any, Iterator
 from torch.utils.tensorboard import SummaryWriter
 
 from ..config import Config, dump_yaml
+from ..runs import RunDir
 
 EVENTS_GLOB = "events.out.tfevents.*"
 
 
 def log_dir(run_dir: str | Path) -> Path:
     """RUN/tensorboard: `tensorboard --logdir RUN` (or a sweep's folder) shows it."""
-    return Path(run_dir) / "tensorboard"
+    return RunDir(Path(run_dir)).tensorboard
 
 
 def scalars(line: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, float]]:
