@@ -74,6 +74,10 @@ class AttackConfig:
     step_size: float = 2 / 255
     start: str | None = None  # "uniform" | "normal" (x + 0.001 N(0, I)) | "none"
     loss: str | None = None  # "ce" | "kl" | "cw"
+    eps_warmup: int = 0  # ε and the step size rise linearly over the first N epochs (ε·e/N in epoch e)
+
+
+SCHEDULES = ("step", "cosine", "onecycle")
 
 
 @dataclass
@@ -82,8 +86,10 @@ class OptimConfig:
     momentum: float = 0.9
     weight_decay: float = 3.5e-3
     nesterov: bool = False
-    milestones: list[int] = field(default_factory=lambda: [75, 90])
+    milestones: list[int] = field(default_factory=lambda: [75, 90])  # step: LR ÷ (1/lr_gamma) after each
     lr_gamma: float = 0.1
+    schedule: str = "step"  # step (milestones) | cosine | onecycle (linear up to the peak, then down)
+    onecycle_peak: float = 0.4  # onecycle: the fraction of the epochs at which the LR peaks
 
 
 @dataclass
@@ -167,10 +173,28 @@ class Config:
 
     @property
     def burn_in_end(self) -> int:
-        """First epoch (1-indexed) with reweighting: SPEC §2, the epoch after the first LR decay."""
+        """First epoch (1-indexed) with reweighting: reweight.from_epoch, else SPEC §2's epoch after the
+        first LR decay (the first of optim.milestones, which marks the burn-in for every schedule)."""
         if self.reweight.from_epoch is not None:
             return self.reweight.from_epoch
         return (min(self.optim.milestones) + 1) if self.optim.milestones else 1
+
+    def lr_factor(self, epoch: int) -> float:
+        """The LR of epoch `epoch` (1-indexed) over optim.lr, for cosine and onecycle (E epochs, P the peak):
+        cosine ½(1 + cos(π (e − 1) / E)); onecycle e / P up to P, then (E − e + 1) / (E − P + 1)."""
+        o, e, n = self.optim, epoch, self.epochs
+        if o.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * (e - 1) / n))
+        if o.schedule == "onecycle":
+            peak = max(1, round(o.onecycle_peak * n))
+            return e / peak if e <= peak else (n - e + 1) / (n - peak + 1)
+        raise ValueError(f"optim.schedule: lr_factor is for cosine and onecycle (step uses milestones), got {o.schedule}")
+
+    def attack_radius(self, epoch: int) -> tuple[float, float]:
+        """The training attack's (ε, step size) in `epoch`: scaled by e / attack.eps_warmup during the warm-up."""
+        a = self.attack
+        scale = min(1.0, epoch / a.eps_warmup) if a.eps_warmup > 0 else 1.0
+        return a.eps * scale, a.step_size * scale
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -438,6 +462,8 @@ def validate(cfg: Config) -> None:
     _check(_int(a.steps) and a.steps >= 1, "attack.steps", "an integer >= 1", a.steps)
     _check(_finite(a.step_size) and a.step_size > 0, "attack.step_size", "a finite number > 0", a.step_size)
     _check(a.start is None or a.start in STARTS, "attack.start", f"null or one of: {', '.join(STARTS)}", a.start)
+    _check(_int(a.eps_warmup) and 0 <= a.eps_warmup <= cfg.epochs, "attack.eps_warmup",
+           f"an integer in [0, epochs = {cfg.epochs}]", a.eps_warmup)
     _check(a.loss is None or a.loss in ATTACK_LOSSES, "attack.loss", f"null or one of: {', '.join(ATTACK_LOSSES)}",
            a.loss)
 
@@ -451,6 +477,13 @@ def validate(cfg: Config) -> None:
            and o.milestones == sorted(o.milestones), "optim.milestones",
            "an increasing list of epochs >= 1", o.milestones)
     _check(_finite(o.lr_gamma) and 0 < o.lr_gamma <= 1, "optim.lr_gamma", "a number in (0, 1]", o.lr_gamma)
+    _check(o.schedule in SCHEDULES, "optim.schedule", f"one of: {', '.join(SCHEDULES)}", o.schedule)
+    _check(_finite(o.onecycle_peak) and 0 < o.onecycle_peak <= 1, "optim.onecycle_peak", "a number in (0, 1]",
+           o.onecycle_peak)
+    _check(o.schedule == "onecycle" or o.onecycle_peak == OptimConfig.onecycle_peak, "optim.onecycle_peak",
+           f"unset unless optim.schedule is onecycle (it is {o.schedule})", o.onecycle_peak)
+    _check(o.schedule == "step" or o.lr_gamma == OptimConfig.lr_gamma, "optim.lr_gamma",
+           f"unset unless optim.schedule is step (it is {o.schedule})", o.lr_gamma)
 
     r = cfg.reweight
     _check(r.margin in MARGINS, "reweight.margin", f"one of: {', '.join(MARGINS)}", r.margin)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import random
 import shutil
 import signal
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -70,6 +72,12 @@ def fat_tau(cfg: Config, epoch: int) -> int | None:
     if marks is None:
         marks = [cfg.epochs * 50 // 120 + 1, cfg.epochs * 90 // 120 + 1]
     return min(cfg.fat.tau_max, sum(1 for m in marks if epoch >= m))
+
+
+def stuck_at_constant(train_acc: float, loss: float, num_classes: int) -> bool:
+    """The constant classifier: training accuracy within 2 points of 100/K and the loss within 5 % of
+    ln K (what CE gives for near-uniform predictions). PGD-AT from scratch can stay there for good."""
+    return train_acc <= 100.0 / num_classes + 2.0 and abs(loss - math.log(num_classes)) <= 0.05 * math.log(num_classes)
 
 
 def awp_active(cfg: Config, epoch: int) -> bool:
@@ -148,8 +156,11 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                                          weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov)
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, cfg.optim.milestones,
-                                                              cfg.optim.lr_gamma)
+        if cfg.optim.schedule == "step":
+            self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, cfg.optim.milestones,
+                                                                  cfg.optim.lr_gamma)
+        else:  # LambdaLR counts finished epochs from 0: epoch e (1-indexed) runs after e − 1 steps
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda done: cfg.lr_factor(done + 1))
         self.awp = None
         if cfg.awp.enabled:
             self.awp = AWP(self.model, cfg.awp.gamma, cfg.awp.proxy_lr)
@@ -305,7 +316,8 @@ class Trainer:
         needs = MARGINS[r.margin].needs
         attack = cfg.training_attack
         tau = fat_tau(cfg, epoch)
-        run_attack = cfg.attack.eps > 0 or bool(needs & {"kappa", "probs_at_lps"})
+        eps, step_size = cfg.attack_radius(epoch)
+        run_attack = eps > 0 or bool(needs & {"kappa", "probs_at_lps"})
         nat_from_eval = "probs_nat" in needs and (r.margin_source == "eval" or not obj.needs_nat)
         # margin inputs are fp32 (only the attack runs under bf16 autocast, fast.amp) and read in eval
         # mode from the model the attack sees: before AWP perturbs it and before the training forward
@@ -316,7 +328,7 @@ class Trainer:
                 probs_nat_eval = torch.softmax(self.attack_model(x).float(), dim=1)
         if run_attack:
             with self.autocast():
-                res = pgd(self.attack_model, x, y, cfg.attack.eps, cfg.attack.steps, cfg.attack.step_size,
+                res = pgd(self.attack_model, x, y, eps, cfg.attack.steps, step_size,
                           loss=attack.loss, start=attack.start,
                           target_probs=probs_nat_eval if attack.loss == "kl" else None, tau=tau,
                           keep_lps_iterate="probs_at_lps" in needs, lps_probs=not self.amp, noise=noise)
@@ -457,6 +469,10 @@ class Trainer:
                                  device=self.device, channels_last=self.channels_last,
                                  reduce=dist_utils.all_reduce_sum)
             line["val"] = acc
+        if cfg.attack.eps_warmup:
+            line["attack_eps"] = cfg.attack_radius(epoch)[0]
+        if epoch <= 2 and stuck_at_constant(line["train_acc"], line["loss"], self.splits.num_classes):
+            line["stuck"] = True
         line["seconds"] = seconds
         line["images_per_s"] = s["count"] / max(seconds, 1e-9)
         return line
@@ -531,6 +547,10 @@ class Trainer:
                     tensorboard.add(line)
                     if bar is not None:
                         bar.write(_format_line(line))
+                    if line.get("stuck"):
+                        print(f"irat: warning: epoch {epoch}: training accuracy {line['train_acc']:.1f}% and loss "
+                              f"{line['loss']:.3f} ≈ ln K: the model is stuck at the constant classifier (try "
+                              f"attack.eps_warmup=N or a lower optim.lr)", file=sys.stderr)
                 stop = self._agree_stop() if self.world > 1 else self._stop_signal is not None
                 if stop and epoch < cfg.epochs:
                     raise Interrupted(128 + int(self._stop_signal), path)
