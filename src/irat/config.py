@@ -123,6 +123,15 @@ class FATConfig:
 
 
 @dataclass
+class EMAConfig:
+    """Weight averaging (training/ema.py): validated, checkpointed, and what eval and export use."""
+
+    enabled: bool = False
+    decay: float = 0.999
+    warmup: int = 0  # updates over which the decay ramps up linearly from 0
+
+
+@dataclass
 class FastConfig:
     amp: bool | None = None  # bf16 autocast for the attacks; None: on for CUDA only (slower on most CPUs)
     amp_train: bool = False  # bf16 also for the training forward/backward (margins then move with precision)
@@ -160,6 +169,7 @@ class Config:
     reweight: ReweightConfig = field(default_factory=ReweightConfig)
     awp: AWPConfig = field(default_factory=AWPConfig)
     fat: FATConfig = field(default_factory=FATConfig)
+    ema: EMAConfig = field(default_factory=EMAConfig)
     fast: FastConfig = field(default_factory=FastConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
@@ -517,6 +527,11 @@ def validate(cfg: Config) -> None:
     _check(_int(f.tau_max) and f.tau_max >= 0, "fat.tau_max", "an integer >= 0", f.tau_max)
     _check(f.tau_epochs is None or (isinstance(f.tau_epochs, list) and all(_int(x) and x >= 1 for x in f.tau_epochs)),
            "fat.tau_epochs", "null or a list of epochs >= 1", f.tau_epochs)
+
+    e = cfg.ema
+    _check(isinstance(e.enabled, bool), "ema.enabled", "true or false", e.enabled)
+    _check(_finite(e.decay) and 0 <= e.decay < 1, "ema.decay", "a number in [0, 1)", e.decay)
+    _check(_int(e.warmup) and e.warmup >= 0, "ema.warmup", "an integer >= 0 (optimizer updates)", e.warmup)
 
     s = cfg.fast
     for key in ("amp", "channels_last"):

@@ -22,6 +22,7 @@ from torch import nn
 
 from .checkpoint import load_checkpoint, load_state_checked
 from .config import Config, config_from_dict
+from .errors import ConfigError
 from .models import model_from_config
 
 
@@ -95,19 +96,39 @@ def read_eval_examples(path: str | Path, report: dict[str, Any]) -> dict[str, An
     return examples
 
 
-def model_from_checkpoint(ckpt: dict[str, Any], path: str | Path) -> tuple[nn.Module, Config]:
-    """The network a loaded checkpoint describes, with its weights, in eval mode, and its config."""
+WEIGHTS = ("auto", "ema", "raw")
+
+
+def checkpoint_weights(ckpt: dict[str, Any], weights: str = "auto") -> tuple[dict[str, torch.Tensor], str]:
+    """The state dict to use and its name: "ema" (the weight average, when the run kept one: the default
+    of "auto") or "raw" (the trained weights themselves)."""
+    if weights not in WEIGHTS:
+        raise ConfigError("weights", f"one of: {', '.join(WEIGHTS)}", weights)
+    ema = ckpt.get("ema")
+    if weights == "ema" and not ema:
+        raise ConfigError("weights", "raw or auto: this checkpoint holds no EMA weights (ema.enabled was false)",
+                          weights)
+    if ema and weights != "raw":
+        return ema["model"], "ema"
+    return ckpt["model"], "raw"
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], path: str | Path,
+                          weights: str = "auto") -> tuple[nn.Module, Config]:
+    """The network a loaded checkpoint describes, with its weights (EMA when kept, see checkpoint_weights),
+    in eval mode, and its config."""
     cfg = config_from_dict(ckpt["config"])
     size = tuple(ckpt.get("image_size", (32, 32)))
     model = model_from_config(cfg, int(ckpt["num_classes"]), int(ckpt["in_channels"]), size)  # type: ignore[arg-type]
-    load_state_checked(model, ckpt["model"], path)
+    load_state_checked(model, checkpoint_weights(ckpt, weights)[0], path)
     return model.eval(), cfg
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """The trained network of an irat checkpoint, in eval mode, taking [0, 1] inputs (NCHW)."""
-    model, _ = model_from_checkpoint(load_checkpoint(path), path)
+def load_model(path: str | Path, device: str | torch.device = "cpu", weights: str = "auto") -> nn.Module:
+    """The trained network of an irat checkpoint (EMA weights when the run kept them, unless
+    weights="raw"), in eval mode, taking [0, 1] inputs (NCHW)."""
+    model, _ = model_from_checkpoint(load_checkpoint(path), path, weights)
     return model.to(device).eval()
 
 
-__all__ = ["RunDir", "eval_files", "load_model", "model_from_checkpoint", "read_eval", "read_eval_examples"]
+__all__ = ["WEIGHTS", "RunDir", "checkpoint_weights", "eval_files", "load_model", "model_from_checkpoint", "read_eval", "read_eval_examples"]

@@ -32,6 +32,7 @@ from ..config import Config, config_from_dict, dump_yaml, read_yaml
 from ..data.loader import Batch, Splits, default_augment, epoch_batches, load_splits, steps_per_epoch
 from ..errors import IratError, TrainingDiverged
 from ..evaluation import quick_accuracy
+from .ema import EMA
 from .stats import HIST_BINS, QUANTILES, EpochStats
 from .tensorboard import TensorBoardLog
 from ..files import atomic_write_text, remove_stale_temps
@@ -162,6 +163,7 @@ class Trainer:
         else:  # LambdaLR counts finished epochs from 0: epoch e (1-indexed) runs after e − 1 steps
             self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda done: cfg.lr_factor(done + 1))
         self.awp = None
+        self.ema = EMA(self.model, cfg.ema.decay, cfg.ema.warmup) if cfg.ema.enabled else None
         if cfg.awp.enabled:
             self.awp = AWP(self.model, cfg.awp.gamma, cfg.awp.proxy_lr)
         self.train_model: nn.Module = self.model
@@ -211,6 +213,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "awp": self.awp.state_dict() if self.awp is not None else None,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "epoch": completed_epochs,
             "step_in_epoch": step_in_epoch,
             "epoch_state": stats.state() if stats is not None and step_in_epoch > 0 else None,
@@ -263,6 +266,11 @@ class Trainer:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         if self.awp is not None and ckpt.get("awp") is not None:
             self.awp.load_state_dict(ckpt["awp"])
+        if self.ema is not None:
+            if ckpt.get("ema") is None:
+                raise IratError(f"--resume: {path} has no EMA state but the run's config enables ema")
+            load_state_checked(self.ema.model, ckpt["ema"]["model"], path)
+            self.ema.updates = int(ckpt["ema"]["updates"])
         self.metrics = list(ckpt.get("metrics", []))
         self.best = dict(ckpt.get("best", {}))
         self.start_epoch = int(ckpt["epoch"]) + 1
@@ -373,6 +381,8 @@ class Trainer:
         self.optimizer.step()
         if diff is not None:
             self.awp.apply(diff, -1.0)
+        if self.ema is not None:
+            self.ema.update(self.model)
 
         with torch.no_grad():
             n_cl = confused_label_count(probs_adv, y)
@@ -464,11 +474,14 @@ class Trainer:
             line["tau"] = tau
         if self.splits.x_val.shape[0] > 0 and cfg.eval_every > 0 and (
                 epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
-            acc = quick_accuracy(self.attack_model, self.splits.x_val, self.splits.y_val, cfg.attack.eps,
+            validated = self.ema.model if self.ema is not None else self.attack_model  # EMA: what eval uses
+            acc = quick_accuracy(validated, self.splits.x_val, self.splits.y_val, cfg.attack.eps,
                                  ["nat", "pgd20"], batch_size=max(cfg.batch_size, 256), seed=cfg.seed + epoch,
                                  device=self.device, channels_last=self.channels_last,
                                  reduce=dist_utils.all_reduce_sum)
             line["val"] = acc
+            if self.ema is not None:
+                line["val_weights"] = "ema"
         if cfg.attack.eps_warmup:
             line["attack_eps"] = cfg.attack_radius(epoch)[0]
         if epoch <= 2 and stuck_at_constant(line["train_acc"], line["loss"], self.splits.num_classes):
