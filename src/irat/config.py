@@ -52,6 +52,8 @@ class DataConfig:
     val_size: int = 0  # held out of the training set, for validation and best-checkpoint choice
     augment: bool | None = None  # None: crop+flip for CIFAR-like 32x32 RGB sets, none otherwise
     on_device: bool = True  # keep the whole uint8 data set on the training device
+    extra: str | None = None  # .npz of extra training images (`images` uint8 NHWC or NCHW, `labels`)
+    extra_fraction: float = 0.0  # the share of every training batch drawn from data.extra
 
 
 @dataclass
@@ -188,6 +190,11 @@ class Config:
         if self.reweight.from_epoch is not None:
             return self.reweight.from_epoch
         return (min(self.optim.milestones) + 1) if self.optim.milestones else 1
+
+    @property
+    def extra_per_batch(self) -> int:
+        """Images of every training batch drawn from data.extra (the rest from the training set)."""
+        return round(self.data.extra_fraction * self.batch_size) if self.data.extra else 0
 
     def lr_factor(self, epoch: int) -> float:
         """The LR of epoch `epoch` (1-indexed) over optim.lr, for cosine and onecycle (E epochs, P the peak):
@@ -452,6 +459,15 @@ def validate(cfg: Config) -> None:
     _check(_int(d.val_size) and d.val_size >= 0, "data.val_size", "an integer >= 0", d.val_size)
     _check(d.augment is None or isinstance(d.augment, bool), "data.augment", "true, false or null", d.augment)
     _check(isinstance(d.on_device, bool), "data.on_device", "true or false", d.on_device)
+    _check(d.extra is None or (isinstance(d.extra, str) and d.extra != ""), "data.extra", "null or an .npz path",
+           d.extra)
+    _check(_finite(d.extra_fraction) and 0 <= d.extra_fraction < 1, "data.extra_fraction", "a number in [0, 1)",
+           d.extra_fraction)
+    _check((d.extra is None) == (d.extra_fraction == 0), "data.extra_fraction",
+           "> 0 exactly when data.extra names a file", d.extra_fraction)
+    _check(d.extra is None or 1 <= round(d.extra_fraction * cfg.batch_size) < cfg.batch_size, "data.extra_fraction",
+           f"a share of batch_size = {cfg.batch_size} that rounds to 1 … {cfg.batch_size - 1} images",
+           d.extra_fraction)
 
     m = cfg.model
     _check(m.name in MODELS, "model.name", f"one of: {', '.join(sorted(MODELS))}", m.name)

@@ -15,6 +15,7 @@ TRAIN_SUBSET = 13  # which training examples data.train_subset keeps
 EPOCH_ORDER = 17  # the batch order of each epoch
 AUGMENTATION = 19  # crop offsets and flips, per epoch and step
 ATTACK_START = 23  # the training attack's random start, per epoch and step
+EXTRA_ORDER = 53  # the order in which data.extra's images join the batches, per epoch
 # evaluation (evaluation/)
 VALIDATION_ATTACK = 31  # the per-epoch validation PGD-20
 EVAL_ATTACK = 37  # each attack's random start in `irat eval`

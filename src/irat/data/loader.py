@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from .. import seeds
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..seeds import generator
 from .datasets import ImageShape, dataset_names, load_dataset
 
@@ -41,6 +42,34 @@ class Splits(ImageShape):
     y_test: Tensor
     classes: list[str]
     name: str
+    x_extra: Tensor | None = None  # data.extra: uint8 images and labels mixed into every training batch
+    y_extra: Tensor | None = None
+
+
+def load_extra(path: str, splits: Splits) -> tuple[Tensor, Tensor]:
+    """data.extra: an .npz with `images` (uint8, N×H×W×C or N×C×H×W) and `labels` (integers < K) that
+    must fit the training set's channels, size and classes."""
+    try:
+        with np.load(path) as f:
+            images, labels = f["images"], f["labels"]
+    except FileNotFoundError:
+        raise DataError(f"data.extra: file not found: {path}") from None
+    except (KeyError, ValueError, OSError) as e:
+        raise DataError(f"data.extra: {path} is not an .npz with arrays 'images' and 'labels' "
+                        f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    c, (h, w) = splits.in_channels, splits.image_size
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[0] != labels.shape[0] or labels.ndim != 1:
+        raise DataError(f"data.extra: {path}: images must be uint8 N×H×W×C or N×C×H×W with one label each "
+                        f"(got images {images.dtype} {images.shape}, labels {labels.shape})")
+    if images.shape[1:] == (h, w, c):
+        images = images.transpose(0, 3, 1, 2)
+    if images.shape[1:] != (c, h, w):
+        raise DataError(f"data.extra: {path}: images are {images.shape[1:]}, the training set's are {c}×{h}×{w} "
+                        f"(or {h}×{w}×{c})")
+    if labels.size and (labels.min() < 0 or labels.max() >= splits.num_classes):
+        raise DataError(f"data.extra: {path}: labels must lie in 0 … {splits.num_classes - 1}")
+    dev = splits.x_train.device
+    return torch.from_numpy(np.ascontiguousarray(images)).to(dev), torch.from_numpy(labels.astype(np.int64)).to(dev)
 
 
 def make_splits(ds, seed: int, train_subset: int | None = None, val_size: int = 0,
@@ -70,7 +99,10 @@ def load_splits(cfg, device: torch.device) -> Splits:
 
     ds = load_dataset(cfg.data.name, cfg.data.root)
     storage = device if cfg.data.on_device else torch.device("cpu")
-    return make_splits(ds, cfg.seed, cfg.data.train_subset, cfg.data.val_size, storage)
+    splits = make_splits(ds, cfg.seed, cfg.data.train_subset, cfg.data.val_size, storage)
+    if cfg.data.extra:
+        splits.x_extra, splits.y_extra = load_extra(cfg.data.extra, splits)
+    return splits
 
 
 def default_augment(splits: Splits) -> bool:
@@ -108,24 +140,40 @@ class Batch:
     noise: Tensor  # this rank's slice of the global attack-start noise, U(−1, 1) or N(0, 1)
 
 
-def steps_per_epoch(n: int, batch_size: int) -> int:
-    return (n + batch_size - 1) // batch_size
+def steps_per_epoch(n: int, batch_size: int, extra_per_batch: int = 0) -> int:
+    """Global batches in an epoch: one pass over the n training images, batch_size − extra_per_batch a batch."""
+    real = batch_size - extra_per_batch
+    return (n + real - 1) // real
 
 
 def epoch_batches(x: Tensor, y: Tensor, *, batch_size: int, seed: int, epoch: int, device: torch.device,
                   augment: bool, start_step: int = 0, rank: int = 0, world: int = 1,
-                  noise_kind: str = "uniform", channels_last: bool = False) -> Iterator[Batch]:
+                  noise_kind: str = "uniform", channels_last: bool = False,
+                  extra: tuple[Tensor, Tensor] | None = None, extra_per_batch: int = 0) -> Iterator[Batch]:
     """The batches of one epoch from `start_step` on: global batch b of the seeded permutation,
-    augmented with generators seeded by (seed, epoch, b), sliced to this rank."""
+    augmented with generators seeded by (seed, epoch, b), sliced to this rank.
+
+    With `extra` (data.extra), every global batch is batch_size − extra_per_batch training images followed
+    by extra_per_batch extra images, taken in a seeded per-epoch order of the extra set (cycled)."""
     n = x.shape[0]
+    real = batch_size - extra_per_batch
     # the permutation goes to the data's device once per epoch: slicing it per step then needs no
     # (synchronous) host-to-device copy of indices
     perm = torch.randperm(n, generator=generator("cpu", seed, seeds.EPOCH_ORDER, epoch)).to(x.device)
     perm_y = perm if y.device == x.device else perm.to(y.device)
+    if extra is not None and extra_per_batch:
+        n_extra = extra[0].shape[0]
+        extra_perm = torch.randperm(n_extra, generator=generator("cpu", seed, seeds.EXTRA_ORDER, epoch))
+        extra_perm = extra_perm.to(extra[0].device)
     stream = x.device.type == "cpu" and device.type == "cuda"  # data.on_device=false: pinned async copies
-    for step in range(start_step, steps_per_epoch(n, batch_size)):
-        sl = slice(step * batch_size, (step + 1) * batch_size)
+    for step in range(start_step, steps_per_epoch(n, batch_size, extra_per_batch)):
+        sl = slice(step * real, (step + 1) * real)
         xb_u8, yb = x[perm[sl]], y[perm_y[sl]]
+        if extra is not None and extra_per_batch:
+            pick = extra_perm[torch.arange(step * extra_per_batch, (step + 1) * extra_per_batch,
+                                           device=extra_perm.device) % n_extra]
+            xb_u8 = torch.cat([xb_u8, extra[0][pick].to(xb_u8.device)])
+            yb = torch.cat([yb, extra[1][pick].to(yb.device)])
         gsize = yb.shape[0]
         lo, hi = (gsize * rank) // world, (gsize * (rank + 1)) // world
         if stream:

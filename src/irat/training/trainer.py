@@ -408,7 +408,9 @@ class Trainer:
         return epoch_batches(self.splits.x_train, self.splits.y_train, batch_size=cfg.batch_size, seed=cfg.seed,
                              epoch=epoch, device=self.device, augment=self.augment, start_step=start_step,
                              rank=self.rank, world=self.world, noise_kind=cfg.training_attack.start,
-                             channels_last=self.channels_last)
+                             channels_last=self.channels_last,
+                             extra=(self.splits.x_extra, self.splits.y_extra) if cfg.extra_per_batch else None,
+                             extra_per_batch=cfg.extra_per_batch)
 
     def train_epoch(self, epoch: int, stats: EpochStats, start_step: int = 0,
                     after_step: Callable[[Batch], None] | None = None) -> int:
@@ -506,7 +508,8 @@ class Trainer:
     def run(self) -> RunResult:
         cfg = self.cfg
         n = self.splits.x_train.shape[0]
-        spe = steps_per_epoch(n, cfg.batch_size)
+        spe = steps_per_epoch(n, cfg.batch_size, cfg.extra_per_batch)
+        n = n + spe * cfg.extra_per_batch  # images per epoch, the extra ones included
         tensorboard = TensorBoardLog.open(self.out_dir, cfg, self.metrics, enabled=self.rank == 0)
         old_handlers = {}
         for sig in (signal.SIGTERM, signal.SIGINT):
