@@ -5,8 +5,8 @@ import sys
 from typing import Any
 
 from ..errors import ConfigError
-from ..evaluation import (ATTACKS, DEFAULT_ATTACKS, PROTOCOLS, _check_eps, _check_positive_int, _check_threshold,
-                          _flag_lines, evaluate_checkpoint, parse_attacks, parse_limits)
+from ..evaluation import (ATTACKS, DEFAULT_ATTACKS, PROTOCOLS, check_eps, check_positive_int, check_threshold,
+                          evaluate_checkpoint, flag_lines, parse_attacks, parse_limits)
 
 
 def register(subparsers: Any) -> None:
@@ -49,16 +49,17 @@ def register(subparsers: Any) -> None:
 
 
 def _cmd_eval(args: Any) -> int:
+    # every value is checked here, naming its flag, before anything is loaded
     names = parse_attacks(args.attacks, "--attacks")
     limits = parse_limits(args.limit)
     if args.eps is not None:
-        _check_eps(args.eps, "--eps")
+        check_eps(args.eps, "--eps")
     if args.n_examples is not None:
-        _check_positive_int(args.n_examples, "--n-examples")
-    _check_positive_int(args.batch_size, "--batch-size")
-    _check_positive_int(args.sanity_examples, "--sanity-examples")
-    _check_threshold(args.masking_threshold, "--masking-threshold")
-    _check_threshold(args.zero_grad_threshold, "--zero-grad-threshold")
+        check_positive_int(args.n_examples, "--n-examples")
+    check_positive_int(args.batch_size, "--batch-size")
+    check_positive_int(args.sanity_examples, "--sanity-examples")
+    check_threshold(args.masking_threshold, "--masking-threshold")
+    check_threshold(args.zero_grad_threshold, "--zero-grad-threshold")
     if args.out is not None and not str(args.out).endswith(".json"):
         raise ConfigError("--out", "a path ending in .json", args.out)
     result = evaluate_checkpoint(args.checkpoint, attacks=names, eps=args.eps, n_examples=args.n_examples,
@@ -70,7 +71,7 @@ def _cmd_eval(args: Any) -> int:
                                  verbose=args.verbose, progress=not args.quiet,
                                  channels_last=not args.no_channels_last)
     print(result.markdown(), end="")
-    for line in _flag_lines(result.flags):
+    for line in flag_lines(result.flags):
         print(f"irat eval: warning: {line}", file=sys.stderr)
     print(f"written: {result.paths['json']} (+ {result.paths['markdown'].name}, {result.paths['examples'].name})")
     return 0
