@@ -3,7 +3,8 @@ import pytest
 import torch
 
 import irat
-from irat.config import build_config, parse_overrides, preset_names
+from irat.config import build_config, parse_overrides
+from irat.presets import preset_names
 from irat.errors import ConfigError
 from irat.methods import METHODS
 from irat.models import MODELS, create_model

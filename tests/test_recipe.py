@@ -11,7 +11,7 @@ from irat.cli import main
 from irat.config import build_config
 from irat.errors import ConfigError
 from irat.training import Trainer
-from irat.training.trainer import stuck_at_constant
+from irat.training import stuck_at_constant
 
 
 def _lrs(tmp_path, *overrides: str) -> list[float]:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from dataclasses import dataclass, field, fields, is_dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -18,30 +16,13 @@ import yaml
 
 from .attacks.pgd import ATTACK_LOSSES, STARTS
 from .data.loader import check_data_name
-from .errors import ConfigError, IratError
+from .errors import ConfigError
 from .margins import MARGINS
-from .methods import METHODS, describe, method_defaults
+from .methods import METHODS, method_defaults
 from .models import MODELS, architecture_keys
 from .objectives import OBJECTIVES
+from .presets import preset_dict, read_yaml, yaml_load
 from .weighting import GAIR_KINDS, NORMS, WEIGHTINGS
-
-
-class _Loader(yaml.SafeLoader):
-    """safe_load that also reads `1e-3` and `1e30` as numbers (YAML 1.2 floats; PyYAML wants `1.0e-3`)."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-                |[-+]?\.(?:inf|Inf|INF)
-                |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
-
-
-def _yaml_load(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 @dataclass
@@ -266,7 +247,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         if not key:
             raise ConfigError("--set", "key=value with a non-empty key", pair)
         try:
-            flat[key] = _yaml_load(raw) if raw.strip() != "" else None
+            flat[key] = yaml_load(raw) if raw.strip() != "" else None
         except yaml.YAMLError:
             flat[key] = raw
         if isinstance(flat[key], str) and flat[key].lower() in {"nan", "inf", "-inf", "+inf", ".nan"}:
@@ -281,78 +262,6 @@ def _deep_update(base: dict[str, Any], upd: dict[str, Any]) -> dict[str, Any]:
         else:
             base[k] = v
     return base
-
-
-# ---------------------------------------------------------------------------------------------
-# presets
-
-
-def preset_dir() -> Path:
-    return Path(str(resources.files("irat") / "presets"))
-
-
-def _preset_files() -> dict[str, dict[str, Any]]:
-    return {p.stem: (yaml.safe_load(p.read_text()) or {}) for p in sorted(preset_dir().glob("*.yaml"))}
-
-
-def preset_names() -> list[str]:
-    """Standalone presets, plus `<family>-<method>` for every family preset and every method."""
-    names = []
-    for stem, data in _preset_files().items():
-        if data.get("family"):
-            names.extend(f"{stem}-{m}" for m in METHODS)
-        else:
-            names.append(stem)
-    return sorted(names)
-
-
-def read_yaml(path: Path, what: str) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise IratError(f"{what}: file not found: {path}") from None
-    except OSError as e:
-        raise IratError(f"{what}: cannot read {path}: {e.strerror}") from None
-    try:
-        data = _yaml_load(text) or {}
-    except yaml.YAMLError as e:
-        line = str(e).splitlines()[0] if str(e) else "invalid YAML"
-        raise IratError(f"{what}: {path} is not valid YAML ({line})") from None
-    if not isinstance(data, dict):
-        raise IratError(f"{what}: {path} must hold a mapping of config keys")
-    return data
-
-
-def preset_dict(name: str) -> dict[str, Any]:
-    """A preset's keys. `<family>-<method>` is the family preset with `method` set."""
-    files = _preset_files()
-    data: dict[str, Any] | None = None
-    if name in files and not files[name].get("family"):
-        data = dict(files[name])
-    else:
-        for stem, content in files.items():
-            method = name[len(stem) + 1:]
-            if content.get("family") and name.startswith(stem + "-") and method in METHODS:
-                data = dict(content)
-                data["method"] = method
-                break
-    if data is None:
-        raise ConfigError("--preset", "a name listed by `irat presets`", name)
-    for key in ("description", "family"):
-        data.pop(key, None)
-    return data
-
-
-def preset_descriptions() -> dict[str, str]:
-    files = _preset_files()
-    out = {}
-    for name in preset_names():
-        if name in files:
-            out[name] = str(files[name].get("description", "")).strip()
-            continue
-        stem = next(s for s in files if name.startswith(s + "-") and name[len(s) + 1:] in METHODS)
-        out[name] = f"{name[len(stem) + 1:]} on {stem}: {describe(name[len(stem) + 1:]).split('  — ')[0]}"
-    return out
 
 
 def build_config(

@@ -61,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("irat: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `irat presets | head`: the reader left; nothing to report
+        sys.stderr.close()
+        return 0
     except OSError as e:  # a path the user gave cannot be read or written (permissions, not a directory, …)
         where = f"{e.filename}: " if e.filename else ""
         print(f"irat: error: {where}{e.strerror or e}".replace("\n", " "), file=sys.stderr)

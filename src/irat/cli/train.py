@@ -5,7 +5,8 @@ import argparse
 import sys
 from typing import Any
 
-from ..config import build_config, preset_descriptions
+from ..config import build_config
+from ..presets import preset_descriptions
 from ..distributed import is_main
 from ..errors import IratError
 from ..methods import METHODS, describe

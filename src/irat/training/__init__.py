@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .ema import EMA
 from .stats import EpochStats
-from .trainer import Interrupted, RunResult, Trainer, awp_active, fat_tau, train
+from .epochs import awp_active, fat_tau, stuck_at_constant
+from .trainer import Interrupted, RunResult, Trainer, train
 
-__all__ = ["EMA", "EpochStats", "Interrupted", "RunResult", "Trainer", "awp_active", "fat_tau", "train"]
+__all__ = ["EMA", "EpochStats", "Interrupted", "RunResult", "Trainer", "awp_active", "fat_tau", "stuck_at_constant", "train"]

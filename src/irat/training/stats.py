@@ -1,8 +1,12 @@
 """Per-epoch training statistics, accumulated on the device and read back once per epoch."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
+
+from ..margins import MARGINS
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 HIST_BINS = 20
@@ -76,3 +80,49 @@ class EpochStats:
         w, m = state["weights"].to(self.device).float(), state["margins"].to(self.device).float()
         if w.numel():
             self.add_samples(w, m)
+
+
+def epoch_line(epoch: int, lr: float, s: dict[str, float], w: Tensor, m: Tensor, margin: str, steps: int,
+               reweight_active: bool) -> dict[str, Any]:
+    """metrics.jsonl's line for an epoch from the summed statistics `s` (EpochStats.KEYS) and all ranks'
+    ω (`w`, float64) and margins (`m`): loss, training accuracy, the weight and margin statistics with
+    histograms over the margin's own range, and the confused-label counts."""
+    log_margin = margin if margin != "none" else "pm_adv"
+    lo, hi = MARGINS[log_margin].range(steps)
+    n = max(s["count"], 1.0)
+    w_hi = max(float(w.max()), 1.0) if w.numel() else 1.0
+    return {
+        "epoch": epoch,
+        "lr": lr,
+        "loss": s["loss_sum"] / n,
+        "train_acc": 100.0 * s["correct"] / n,
+        "reweight_active": bool(reweight_active),
+        "weights": {
+            "mean": float(w.mean()) if w.numel() else 1.0,
+            "std": float(w.std(unbiased=False)) if w.numel() else 0.0,
+            "min": float(w.min()) if w.numel() else 1.0,
+            "max": float(w.max()) if w.numel() else 1.0,
+            "ess": s["ess_sum"] / max(s["batches"], 1e-12),
+            # mean ω of training examples the model gets right / wrong under attack
+            "mean_correct": s["w_correct"] / max(s["correct"], 1.0),
+            "mean_misclassified": s["w_wrong"] / max(s["count"] - s["correct"], 1.0),
+            "hist": torch.histc(w, HIST_BINS, 0.0, w_hi).tolist(),
+            "hist_range": [0.0, w_hi],
+        },
+        "margin": {
+            "name": log_margin,
+            **{f"q{int(q * 100):02d}": float(torch.quantile(m, q)) if m.numel() else 0.0 for q in QUANTILES},
+            "hist": torch.histc(m, HIST_BINS, lo, hi).tolist() if m.numel() else [0.0] * HIST_BINS,
+            "hist_range": [lo, hi],
+        },
+        "confused": {"one": int(s["cl_one"]), "several": int(s["cl_several"]), "misclassified": int(s["misclassified"])},
+    }
+
+
+def format_line(m: dict[str, Any]) -> str:
+    s = f"epoch {m['epoch']:>3}  lr {m['lr']:.4g}  loss {m['loss']:.4f}  train-adv-acc {m['train_acc']:.2f}%"
+    if "val" in m:
+        s += f"  val nat {m['val']['nat']:.2f}%  pgd20 {m['val']['pgd20']:.2f}%"
+    if m["reweight_active"]:
+        s += f"  ω std {m['weights']['std']:.3f} ess {m['weights']['ess']:.1f}"
+    return s + f"  {m['images_per_s']:.0f} img/s"

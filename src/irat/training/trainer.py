@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import random
 import shutil
 import signal
@@ -28,12 +27,14 @@ from .. import distributed as dist_utils
 from ..attacks.pgd import eval_mode, pgd
 from ..checkpoint import (check_data_matches, load_checkpoint, load_state_checked, rng_state, save_checkpoint,
                          set_rng_state)
-from ..config import Config, config_from_dict, dump_yaml, read_yaml
+from ..config import Config, config_from_dict, dump_yaml
+from ..presets import read_yaml
 from ..data.loader import Batch, Splits, default_augment, epoch_batches, load_splits, steps_per_epoch
 from ..errors import IratError, TrainingDiverged
 from ..evaluation import quick_accuracy
 from .ema import EMA
-from .stats import HIST_BINS, QUANTILES, EpochStats
+from .epochs import awp_active, fat_tau, stuck_at_constant
+from .stats import EpochStats, epoch_line, format_line
 from .tensorboard import TensorBoardLog
 from ..files import atomic_write_text, remove_stale_temps
 from ..margins import MARGINS, MarginInputs, confused_label_count
@@ -61,31 +62,6 @@ class RunResult:
     metrics: list[dict[str, Any]]
     checkpoint: Path
     best_checkpoint: Path | None = None
-
-
-def fat_tau(cfg: Config, epoch: int) -> int | None:
-    """FAT's τ for this epoch: grows by one at each of `fat.tau_epochs`. The default follows the FAT
-    reference code, scaled to the run: τ = 0 for the first 50/120 of the epochs, 1 up to 90/120, then 2
-    (epochs 1–50, 51–90, 91–120 of the 120-epoch run)."""
-    if not cfg.fat.enabled:
-        return None
-    marks = cfg.fat.tau_epochs
-    if marks is None:
-        marks = [cfg.epochs * 50 // 120 + 1, cfg.epochs * 90 // 120 + 1]
-    return min(cfg.fat.tau_max, sum(1 for m in marks if epoch >= m))
-
-
-def stuck_at_constant(train_acc: float, loss: float, num_classes: int) -> bool:
-    """The constant classifier: training accuracy within 2 points of 100/K and the loss within 5 % of
-    ln K (what CE gives for near-uniform predictions). PGD-AT from scratch can stay there for good."""
-    return train_acc <= 100.0 / num_classes + 2.0 and abs(loss - math.log(num_classes)) <= 0.05 * math.log(num_classes)
-
-
-def awp_active(cfg: Config, epoch: int) -> bool:
-    """AWP perturbs the weights from epoch `awp.warmup + 1` on (1-indexed): warm-up N = N epochs of the
-    plain objective. The AWP reference code's `epoch >= --awp-warmup` in its 1-indexed TRADES loop is
-    warm-up 9 here (its default 10); its AT loop is 0-indexed with warm-up 0, which is warm-up 0 here."""
-    return cfg.awp.enabled and epoch > cfg.awp.warmup
 
 
 def _local_samples(n: int, batch_size: int, rank: int, world: int) -> int:
@@ -441,36 +417,8 @@ class Trainer:
         s = dict(zip(EpochStats.KEYS, sums))
         w = self._gather(stats.weights).double()  # float64: the mean does not depend on the gather order
         m = self._gather(stats.margins)
-        log_margin = cfg.reweight.margin if cfg.reweight.margin != "none" else "pm_adv"
-        lo, hi = MARGINS[log_margin].range(cfg.attack.steps)
-        n = max(s["count"], 1.0)
-        line: dict[str, Any] = {
-            "epoch": epoch,
-            "lr": lr,
-            "loss": s["loss_sum"] / n,
-            "train_acc": 100.0 * s["correct"] / n,
-            "reweight_active": bool(cfg.reweight.margin != "none" and reweighting_active(epoch, cfg.burn_in_end)),
-            "weights": {
-                "mean": float(w.mean()) if w.numel() else 1.0,
-                "std": float(w.std(unbiased=False)) if w.numel() else 0.0,
-                "min": float(w.min()) if w.numel() else 1.0,
-                "max": float(w.max()) if w.numel() else 1.0,
-                "ess": s["ess_sum"] / max(s["batches"], 1e-12),
-                # mean ω of training examples the model gets right / wrong under attack
-                "mean_correct": s["w_correct"] / max(s["correct"], 1.0),
-                "mean_misclassified": s["w_wrong"] / max(s["count"] - s["correct"], 1.0),
-                "hist": torch.histc(w, HIST_BINS, 0.0, max(float(w.max()), 1.0) if w.numel() else 1.0).tolist(),
-                "hist_range": [0.0, max(float(w.max()), 1.0) if w.numel() else 1.0],
-            },
-            "margin": {
-                "name": log_margin,
-                **{f"q{int(q * 100):02d}": float(torch.quantile(m, q)) if m.numel() else 0.0 for q in QUANTILES},
-                "hist": torch.histc(m, HIST_BINS, lo, hi).tolist() if m.numel() else [0.0] * HIST_BINS,
-                "hist_range": [lo, hi],
-            },
-            "confused": {"one": int(s["cl_one"]), "several": int(s["cl_several"]),
-                         "misclassified": int(s["misclassified"])},
-        }
+        line = epoch_line(epoch, lr, s, w, m, cfg.reweight.margin, cfg.attack.steps,
+                          cfg.reweight.margin != "none" and reweighting_active(epoch, cfg.burn_in_end))
         tau = fat_tau(cfg, epoch)
         if tau is not None:
             line["tau"] = tau
@@ -562,7 +510,7 @@ class Trainer:
                     self._write_metrics()
                     tensorboard.add(line)
                     if bar is not None:
-                        bar.write(_format_line(line))
+                        bar.write(format_line(line))
                     if line.get("stuck"):
                         print(f"irat: warning: epoch {epoch}: training accuracy {line['train_acc']:.1f}% and loss "
                               f"{line['loss']:.3f} ≈ ln K: the model is stuck at the constant classifier (try "
@@ -578,15 +526,6 @@ class Trainer:
                 signal.signal(sig, h)
         best = self.rundir.best
         return RunResult(self.out_dir, self.metrics, self.rundir.last, best if best.exists() else None)
-
-
-def _format_line(m: dict[str, Any]) -> str:
-    s = f"epoch {m['epoch']:>3}  lr {m['lr']:.4g}  loss {m['loss']:.4f}  train-adv-acc {m['train_acc']:.2f}%"
-    if "val" in m:
-        s += f"  val nat {m['val']['nat']:.2f}%  pgd20 {m['val']['pgd20']:.2f}%"
-    if m["reweight_active"]:
-        s += f"  ω std {m['weights']['std']:.3f} ess {m['weights']['ess']:.1f}"
-    return s + f"  {m['images_per_s']:.0f} img/s"
 
 
 def train(cfg: Config, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
