@@ -80,3 +80,25 @@ def test_ema_is_checkpointed_resumed_exactly_and_used_by_eval(tmp_path, image_fo
         assert torch.equal(ema_model(x), expect(x)) and not torch.allclose(ema_model(x), raw_model(x))
     with pytest.raises(irat.errors.ConfigError, match="weights"):
         irat.load_model(ref / "checkpoints" / "last.pt", weights="best")
+
+
+def test_eval_and_export_use_the_ema_weights_unless_asked_for_the_raw_ones(tmp_path, image_folder):
+    run = tmp_path / "run"
+    assert _train(run, image_folder) == 0
+    ckpt = run / "checkpoints" / "last.pt"
+    ev = tmp_path / "ema.json"
+    assert main(["eval", str(ckpt), "--attacks", "nat", "--n-examples", "8", "--device", "cpu", "--quiet",
+                 "--out", str(ev)]) == 0
+    assert json.loads(ev.read_text())["checkpoint"]["weights"] == "ema"
+    # the raw weights into the same file with --reuse: nothing of the EMA evaluation is taken over
+    assert main(["eval", str(ckpt), "--attacks", "nat", "--n-examples", "8", "--device", "cpu", "--quiet",
+                 "--out", str(ev), "--reuse", "--raw-weights"]) == 0
+    report = json.loads(ev.read_text())
+    assert report["checkpoint"]["weights"] == "raw" and report["reused"]["attacks"] == []
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "exp")]) == 0
+    card = json.loads((tmp_path / "exp" / "model.json").read_text())
+    assert card["irat"]["weights"] == "ema"
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(irat.load_model(tmp_path / "exp" / "model.safetensors")(x), irat.load_model(ckpt)(x),
+                              atol=1e-5)

@@ -30,7 +30,7 @@ from torch import nn
 
 from .errors import IratError
 from .evaluation import format_eps
-from .runs import RunDir, load_model, model_from_checkpoint, read_eval
+from .runs import RunDir, checkpoint_weights, load_model, model_from_checkpoint, read_eval
 from .checkpoint import load_checkpoint, weights_file
 from .files import atomic_write_bytes, atomic_write_json, sha256_file
 
@@ -108,7 +108,8 @@ def _fmt_acc(v: Any) -> str | None:
 
 
 def model_card(ckpt: dict[str, Any], cfg: Any, sha256: str, ckpt_path: Path, files: dict[str, dict[str, str]],
-               how: str | None, report: dict[str, Any] | None, eval_path: Path | None) -> dict[str, Any]:
+               how: str | None, report: dict[str, Any] | None, eval_path: Path | None,
+               weights: str = "raw") -> dict[str, Any]:
     """RobustBench's model-info fields, plus an `irat` section with the files and the provenance.
 
     `files`: role -> {"file": name, "sha256": …, "load": how to load it}; `how`: script or trace when a
@@ -124,6 +125,10 @@ def model_card(ckpt: dict[str, Any], cfg: Any, sha256: str, ckpt_path: Path, fil
         if stored is not None and stored != sha256:
             note = (f"{eval_path} evaluates another checkpoint ({(report.get('checkpoint') or {}).get('path')}); "
                     "accuracies left empty")
+            report = None
+        elif (report.get("checkpoint") or {}).get("weights", "raw") != weights:
+            note = (f"{eval_path} evaluates the {(report.get('checkpoint') or {}).get('weights', 'raw')} weights, "
+                    f"this export the {weights} ones; accuracies left empty")
             report = None
     if report is not None:
         acc = dict(report["accuracy"])
@@ -162,6 +167,7 @@ def model_card(ckpt: dict[str, Any], cfg: Any, sha256: str, ckpt_path: Path, fil
         "unreliable": bool(flags_raised),
         "irat": {
             "model_file": files["program"]["file"],
+            "weights": weights,
             "files": files,
             "torchscript": how,
             "model": dataclasses.asdict(cfg.model),
@@ -181,9 +187,10 @@ def model_card(ckpt: dict[str, Any], cfg: Any, sha256: str, ckpt_path: Path, fil
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None, eval_json: str | Path | None = None,
-                      torchscript: bool = False) -> dict[str, Path]:
+                      torchscript: bool = False, weights: str = "auto") -> dict[str, Path]:
     """Write the torch.export program, the safetensors weights, (with `torchscript`) the TorchScript
-    model, then the card; returns their paths by role (program, weights, torchscript, card).
+    model, then the card; returns their paths by role (program, weights, torchscript, card). `weights`:
+    "auto" exports the EMA weights when the run kept them, "raw" the trained ones.
 
     Each file is loaded back and must give the checkpoint model's logits on a random batch of another
     size than the export's example (atol 1e-5) before the card is written."""
@@ -199,7 +206,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None, eva
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise IratError(f"--out: cannot create the folder {folder} ({e.strerror or type(e).__name__})") from None
-    model, cfg = model_from_checkpoint(ckpt, ckpt_path)
+    model, cfg = model_from_checkpoint(ckpt, ckpt_path, weights)
+    used = checkpoint_weights(ckpt, weights)[1]
     model = model.float().cpu().eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -227,7 +235,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None, eva
     files = {role: {"file": paths[role].name, "sha256": hashlib.sha256(blob).hexdigest(), "load": LOADERS[role]}
              for role, blob in data.items()}
     atomic_write_json(paths["card"], model_card(ckpt, cfg, sha256_file(ckpt_path), ckpt_path, files, how, report,
-                                                ev_path if report is not None else None))
+                                                ev_path if report is not None else None, used))
     return paths
 
 

@@ -43,6 +43,8 @@ def register(subparsers: Any) -> None:
     e.add_argument("--no-channels-last", action="store_true",
                    help="keep the model's weights in their stored layout (default: channels-last, as in training; "
                         "the same numbers up to float rounding, faster)")
+    e.add_argument("--raw-weights", action="store_true",
+                   help="evaluate the trained weights, not the EMA weights a run with ema.enabled kept")
     e.add_argument("--verbose", action="store_true", help="show AutoAttack's own log")
     e.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     e.set_defaults(func=_cmd_eval)
@@ -69,7 +71,8 @@ def _cmd_eval(args: Any) -> int:
                                  masking_threshold=args.masking_threshold,
                                  zero_grad_threshold=args.zero_grad_threshold, sanity_examples=args.sanity_examples,
                                  verbose=args.verbose, progress=not args.quiet,
-                                 channels_last=not args.no_channels_last)
+                                 channels_last=not args.no_channels_last,
+                                 weights="raw" if args.raw_weights else "auto")
     print(result.markdown(), end="")
     for line in flag_lines(result.flags):
         print(f"irat eval: warning: {line}", file=sys.stderr)

@@ -13,7 +13,8 @@ WRITTEN = {"program": "torch.export program: torch.export.load(path).module(), [
 
 
 def _cmd_export(args: Any) -> int:
-    paths = export_checkpoint(args.checkpoint, args.out, args.eval, torchscript=args.torchscript)
+    paths = export_checkpoint(args.checkpoint, args.out, args.eval, torchscript=args.torchscript,
+                              weights="raw" if args.raw_weights else "auto")
     for role, path in paths.items():
         print(f"written: {path} ({WRITTEN[role]})")
     return 0
@@ -33,6 +34,8 @@ def register(subparsers: Any) -> None:
                    help="a folder for model.pt2, model.safetensors, model.json, or a file path whose stem names "
                         "them, e.g. exports/at.pt2 (default: the run directory)")
     e.add_argument("--eval", default=None, help="eval.json to take the accuracies from (default: <run dir>/eval.json)")
+    e.add_argument("--raw-weights", action="store_true",
+                   help="export the trained weights, not the EMA weights a run with ema.enabled kept")
     e.add_argument("--torchscript", action="store_true",
                    help="also write model.pt, a TorchScript module (torch.jit.load; deprecated since torch 2.14) "
                         "for RobustBench-style tools that still need it")

@@ -64,13 +64,17 @@ def load_eval(path: str | Path) -> dict[str, Any] | None:
     return None if examples is None else {"report": report, "examples": examples}
 
 
-def load_eval_of(path: str | Path, sha256: str, model_sha256: str | None, model_name: str) -> dict[str, Any] | None:
-    """`load_eval(path)` if it evaluated this checkpoint: the same file (SHA-256), or the same
-    architecture with the same weights' hash (another file of the same weights); else None."""
+def load_eval_of(path: str | Path, sha256: str, model_sha256: str | None, model_name: str,
+                 weights: str = "raw") -> dict[str, Any] | None:
+    """`load_eval(path)` if it evaluated this checkpoint with the same weights (EMA or raw): the same
+    file (SHA-256), or the same architecture with the same weights' hash (another file of the same
+    weights); else None."""
     previous = load_eval(path)
     if previous is None:
         return None
     stored = previous["report"].get("checkpoint", {})
+    if stored.get("weights", "raw") != weights:
+        return None
     same_weights = (model_sha256 is not None and stored.get("model_sha256") == model_sha256
                     and previous["report"].get("model", {}).get("name") == model_name)
     return previous if stored.get("sha256") == sha256 or same_weights else None

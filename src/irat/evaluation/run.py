@@ -26,7 +26,7 @@ from ..data.loader import eval_batches
 from ..distributed import local_device, rank_world
 from ..errors import ConfigError, IratError
 from ..files import sha256_file
-from ..runs import RunDir, model_from_checkpoint
+from ..runs import RunDir, checkpoint_weights, model_from_checkpoint
 from .outcomes import BROKEN, NOT_RUN, ROBUST, Outcomes, float_batch, predict_correct
 from .protocols import EvalSettings, Protocol, check_settings
 from .result import EvalResult, Previous, load_eval_of, report_of, take_reusable
@@ -128,8 +128,11 @@ def evaluate_checkpoint(path: str | Path, attacks: str | Sequence[str] | None = 
                         limits: Mapping[str, int] | None = None, cascade: bool = True, reuse: bool = False,
                         masking_threshold: float = 5.0, zero_grad_threshold: float = 5.0,
                         sanity_examples: int = 100, verbose: bool = False, progress: bool = False,
-                        save: bool = True, channels_last: bool = True) -> EvalResult:
+                        save: bool = True, channels_last: bool = True, weights: str = "auto") -> EvalResult:
     """Evaluate an irat checkpoint on its data set's test split, in eval mode.
+
+    weights: "auto" evaluates the EMA weights when the run kept them, else the trained ones; "raw"
+    always the trained ones (see irat.runs.checkpoint_weights); the report records which.
 
     Writes eval.json to `out` (default: the run directory, i.e. the checkpoint's grandparent) with
     eval.md and eval_examples.json beside it. ε: explicit `eps`, else the protocol's, else training ε.
@@ -141,7 +144,8 @@ def evaluate_checkpoint(path: str | Path, attacks: str | Sequence[str] | None = 
                               masking_threshold, zero_grad_threshold, sanity_examples, verbose, channels_last)
     path = Path(path)
     ckpt = load_checkpoint(path)
-    model, cfg = model_from_checkpoint(ckpt, path)
+    model, cfg = model_from_checkpoint(ckpt, path, weights)
+    used = checkpoint_weights(ckpt, weights)[1]
     dev = local_device(device)
     model = model.to(dev).eval()
     if eps is not None:
@@ -155,10 +159,11 @@ def evaluate_checkpoint(path: str | Path, attacks: str | Sequence[str] | None = 
     x, y, total = _first_examples(ds.x_test, ds.y_test, settings.n_examples)
     out_path = Path(out) if out else RunDir.of_checkpoint(path).eval_json
     digest = sha256_file(path)
-    previous = load_eval_of(out_path, digest, ckpt.get("model_sha256"), cfg.model.name) if reuse else None
+    previous = load_eval_of(out_path, digest, ckpt.get("model_sha256"), cfg.model.name, used) if reuse else None
     source = {
         "checkpoint": {"path": str(path), "sha256": digest, "epoch": int(ckpt["epoch"]),
-                       "model_sha256": ckpt.get("model_sha256"), "best": ckpt.get("best") or None},
+                       "model_sha256": ckpt.get("model_sha256"), "best": ckpt.get("best") or None,
+                       "weights": used},
         "method": cfg.method,
         "model": {"name": cfg.model.name, "num_classes": int(ckpt["num_classes"]),
                   "in_channels": int(ckpt["in_channels"]), "image_size": list(ckpt.get("image_size", []))},
