@@ -22,7 +22,7 @@ from .methods import METHODS, method_defaults
 from .models import MODELS, architecture_keys
 from .objectives import OBJECTIVES
 from .presets import preset_dict, read_yaml, yaml_load
-from .weighting import GAIR_KINDS, NORMS, WEIGHTINGS
+from .weighting import EXCLUDE, GAIR_KINDS, NORMS, WEIGHTINGS
 
 
 @dataclass
@@ -88,6 +88,8 @@ class ReweightConfig:
     gair_kind: str = "tanh"  # tanh | sigmoid | discrete
     lps_mode: str = "count"  # count (reference code) | first (GAIRAT paper)
     margin_source: str = "train"  # train: the training forward's probabilities; eval: recompute
+    exclude: str = "none"  # after the burn-in, drop from the loss the misclassified adversarial examples with
+    # a single confused label (S^sig: "single") or several (S^mul: "multiple"): CLIRAT's Fig. 1B ablation
 
 
 @dataclass
@@ -145,6 +147,8 @@ class Config:
     device: str = "auto"
     eval_every: int = 1  # validation every N epochs (needs data.val_size > 0)
     checkpoint_every_steps: int = 0  # 0: only at epoch ends
+    keep_epochs: list[int] = field(default_factory=list)  # also keep checkpoints/epoch-NNN.pt of these epochs
+    keep_every: int = 0  # … and of every N-th epoch (0: none); `irat eval RUN` evaluates the kept ones
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
@@ -176,6 +180,10 @@ class Config:
     def extra_per_batch(self) -> int:
         """Images of every training batch drawn from data.extra (the rest from the training set)."""
         return round(self.data.extra_fraction * self.batch_size) if self.data.extra else 0
+
+    def keeps(self, epoch: int) -> bool:
+        """Whether checkpoints/epoch-NNN.pt of `epoch` is kept (keep_epochs, every keep_every-th epoch)."""
+        return epoch in self.keep_epochs or (self.keep_every > 0 and epoch % self.keep_every == 0)
 
     def lr_factor(self, epoch: int) -> float:
         """The LR of epoch `epoch` (1-indexed) over optim.lr, for cosine and onecycle (E epochs, P the peak):
@@ -358,6 +366,9 @@ def validate(cfg: Config) -> None:
     _check(_int(cfg.eval_every) and cfg.eval_every >= 0, "eval_every", "an integer >= 0", cfg.eval_every)
     _check(_int(cfg.checkpoint_every_steps) and cfg.checkpoint_every_steps >= 0, "checkpoint_every_steps",
            "an integer >= 0", cfg.checkpoint_every_steps)
+    _check(isinstance(cfg.keep_epochs, list) and all(_int(e) and 1 <= e <= cfg.epochs for e in cfg.keep_epochs),
+           "keep_epochs", f"a list of epochs in [1, epochs = {cfg.epochs}]", cfg.keep_epochs)
+    _check(_int(cfg.keep_every) and cfg.keep_every >= 0, "keep_every", "an integer >= 0", cfg.keep_every)
 
     d = cfg.data
     _check(isinstance(d.name, str), "data.name", "a data set name", d.name)
@@ -437,6 +448,7 @@ def validate(cfg: Config) -> None:
     _check(r.gair_kind in GAIR_KINDS, "reweight.gair_kind", f"one of: {', '.join(GAIR_KINDS)}", r.gair_kind)
     _check(r.lps_mode in ("count", "first"), "reweight.lps_mode", "count or first", r.lps_mode)
     _check(r.margin_source in ("train", "eval"), "reweight.margin_source", "train or eval", r.margin_source)
+    _check(r.exclude in EXCLUDE, "reweight.exclude", f"one of: {', '.join(EXCLUDE)}", r.exclude)
 
     w = cfg.awp
     _check(isinstance(w.enabled, bool), "awp.enabled", "true or false", w.enabled)

@@ -4,6 +4,8 @@
     RUN/metrics.jsonl                one JSON line per finished epoch
     RUN/checkpoints/last.pt          everything the future depends on (resume, eval, export)
     RUN/checkpoints/best.pt          the best validation PGD-20 epoch (never chosen on the test set)
+    RUN/checkpoints/epoch-NNN.pt     kept checkpoints (keep_epochs, keep_every), and their
+    RUN/checkpoints/epoch-NNN.eval.json (+ .eval.md, .eval_examples.json)    from `irat eval RUN`
     RUN/eval.json, eval.md, eval_examples.json     `irat eval` of the run's checkpoint
     RUN/tensorboard/                 TensorBoard event files (the metrics.jsonl scalars and histograms)
     RUN/model.pt2, model.safetensors, model.json (+ model.pt with --torchscript)     `irat export`
@@ -57,6 +59,19 @@ class RunDir:
     @property
     def best(self) -> Path:
         return self.checkpoint("best")
+
+    def kept(self, epoch: int) -> Path:
+        """checkpoints/epoch-NNN.pt: a checkpoint kept for `epoch` (config keep_epochs / keep_every)."""
+        return self.checkpoints / f"epoch-{epoch:03d}.pt"
+
+    def kept_checkpoints(self) -> list[Path]:
+        """The kept checkpoints, in epoch order."""
+        return sorted(self.checkpoints.glob("epoch-[0-9][0-9][0-9].pt"))
+
+    @staticmethod
+    def kept_eval(checkpoint: Path) -> Path:
+        """Where `irat eval RUN` stores a kept checkpoint's results: checkpoints/epoch-NNN.eval.json."""
+        return checkpoint.with_suffix(".eval.json")
 
     @property
     def eval_json(self) -> Path:

@@ -7,9 +7,10 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from .margins import compute_margin
+from .margins import compute_margin, confused_label_count
 
 NORMS = ("batch", "constant")
+EXCLUDE = ("none", "single", "multiple")
 GAIR_KINDS = ("tanh", "sigmoid", "discrete")
 
 
@@ -74,19 +75,38 @@ WEIGHTINGS: dict[str, WeightingSpec] = {
 }
 
 
+def excluded(exclude: str, probs_adv: Tensor, labels: Tensor) -> Tensor:
+    """CLIRAT's ablation: the misclassified adversarial examples with exactly one confused label (S^sig,
+    "single") or with several (S^mul, "multiple"); all False for "none"."""
+    if exclude == "none":
+        return torch.zeros_like(labels, dtype=torch.bool)
+    n_cl = confused_label_count(probs_adv, labels)
+    if exclude == "single":
+        return n_cl == 1
+    if exclude == "multiple":
+        return n_cl >= 2
+    raise ValueError(f"reweight.exclude: must be one of {', '.join(EXCLUDE)} (got {exclude!r})")
+
+
 def reweight(r: Any, inputs: Any, steps: int, active: bool, global_size: int,
-             reduce: Callable[[Tensor], Tensor] = lambda t: t) -> tuple[Tensor, Tensor, Tensor]:
+             reduce: Callable[[Tensor], Tensor] = lambda t: t) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The step's whole reweighting chain: margin → w → ω (normalized over the global batch) and ESS.
 
     `r` is the ReweightConfig; `inputs` the MarginInputs of this batch; `active` False during the
-    burn-in (every ω_i = 1). `reduce` all-reduces (Σw, Σw²) under data parallelism. The margin that
-    is returned (for the statistics) is r.margin's, or PM_adv when the method does not reweight.
-    Returns (ω, margin, ESS = (Σω)² / Σω²).
+    burn-in (every ω_i = 1, nothing excluded). After it, `r.exclude` sets w_i = 0 for the excluded
+    examples before the normalization, so they leave the loss (their gradient is zero) and the others
+    share Σω = M. `reduce` all-reduces (Σw, Σw²) under data parallelism. The margin that is returned
+    (for the statistics) is r.margin's, or PM_adv when the method does not reweight.
+    Returns (ω, margin, ESS = (Σω)² / Σω², the excluded mask).
     """
     margin = compute_margin(r.margin if r.margin != "none" else "pm_adv", inputs)
-    if r.margin == "none" or not active:
-        return torch.ones_like(margin), margin, torch.full((), float(global_size), device=margin.device)
+    if not active or (r.margin == "none" and r.exclude == "none"):
+        ones = torch.ones_like(margin)
+        return ones, margin, torch.full((), float(global_size), device=margin.device), ones == 0
     w = WEIGHTINGS[r.weighting].fn(margin, r, steps)
+    drop = excluded(r.exclude, inputs.probs_adv, inputs.labels)
+    if r.exclude != "none":
+        w = w * ~drop
     sums = reduce(torch.stack([w.sum(), (w * w).sum()]))
     omega = normalize(w, r.norm, r.c, global_sum=sums[0], global_count=global_size)
-    return omega, margin, sums[0] ** 2 / sums[1].clamp_min(1e-30)
+    return omega, margin, sums[0] ** 2 / sums[1].clamp_min(1e-30), drop

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 from ..evaluation import (ATTACKS, DEFAULT_ATTACKS, PROTOCOLS, check_eps, check_positive_int, check_threshold,
-                          evaluate_checkpoint, flag_lines, parse_attacks, parse_limits)
+                          evaluate_checkpoint, evaluate_run, flag_lines, parse_attacks, parse_limits)
 
 
 def register(subparsers: Any) -> None:
@@ -15,7 +16,8 @@ def register(subparsers: Any) -> None:
                               help="evaluate a checkpoint under attacks (per-example worst case, sanity checks)",
                               description="Evaluate a checkpoint on its test split in eval mode; writes eval.json, "
                                           "eval.md and eval_examples.json (default: in the run directory).")
-    e.add_argument("checkpoint")
+    e.add_argument("checkpoint", help="a checkpoint (.pt or exported .safetensors), or a run directory: every kept "
+                   "checkpoint (checkpoints/epoch-NNN.pt) into epoch-NNN.eval.json beside it")
     e.add_argument("--attacks", default=",".join(DEFAULT_ATTACKS),
                    help=f"comma list of: all, {', '.join(ATTACKS)} (default: %(default)s)")
     e.add_argument("--eps", type=float, default=None,
@@ -64,18 +66,20 @@ def _cmd_eval(args: Any) -> int:
     check_threshold(args.zero_grad_threshold, "--zero-grad-threshold")
     if args.out is not None and not str(args.out).endswith(".json"):
         raise ConfigError("--out", "a path ending in .json", args.out)
-    result = evaluate_checkpoint(args.checkpoint, attacks=names, eps=args.eps, n_examples=args.n_examples,
-                                 batch_size=args.batch_size, seed=args.seed, device=args.device, out=args.out,
-                                 protocol=args.protocol, limits=limits, cascade=not args.no_cascade,
-                                 reuse=args.reuse,
-                                 masking_threshold=args.masking_threshold,
-                                 zero_grad_threshold=args.zero_grad_threshold, sanity_examples=args.sanity_examples,
-                                 verbose=args.verbose, progress=not args.quiet,
-                                 channels_last=not args.no_channels_last,
-                                 weights="raw" if args.raw_weights else "auto")
-    print(result.markdown(), end="")
-    for line in flag_lines(result.flags):
-        print(f"irat eval: warning: {line}", file=sys.stderr)
-    print(f"written: {result.paths['json']} (+ {result.paths['markdown'].name}, {result.paths['examples'].name})")
+    kwargs = dict(attacks=names, eps=args.eps, n_examples=args.n_examples, batch_size=args.batch_size,
+                  seed=args.seed, device=args.device, out=args.out, protocol=args.protocol, limits=limits,
+                  cascade=not args.no_cascade, reuse=args.reuse, masking_threshold=args.masking_threshold,
+                  zero_grad_threshold=args.zero_grad_threshold, sanity_examples=args.sanity_examples,
+                  verbose=args.verbose, progress=not args.quiet, channels_last=not args.no_channels_last,
+                  weights="raw" if args.raw_weights else "auto")
+    if Path(args.checkpoint).is_dir():  # a run directory: every kept checkpoint
+        results = evaluate_run(args.checkpoint, **kwargs)
+    else:
+        results = [evaluate_checkpoint(args.checkpoint, **kwargs)]
+    for result in results:
+        print(result.markdown(), end="")
+        for line in flag_lines(result.flags):
+            print(f"irat eval: warning: {line}", file=sys.stderr)
+        print(f"written: {result.paths['json']} (+ {result.paths['markdown'].name}, {result.paths['examples'].name})")
     return 0
 

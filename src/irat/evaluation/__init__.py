@@ -12,7 +12,7 @@ them (cascade), so AutoAttack after PGD costs less; their accuracy then is "robu
 attack and every one before it", a lower bound of the standalone number.
 
     protocols.py   the protocols, attack names and limits, each value's check, `EvalSettings`
-    run.py         `evaluate`, `evaluate_checkpoint`, the cascade; `quick_accuracy` (validation)
+    run.py         `evaluate`, `evaluate_checkpoint`, `evaluate_run` (every kept checkpoint), the cascade; `quick_accuracy` (validation)
     outcomes.py    per attack and example: robust, broken or not run
     result.py      `EvalResult` (eval.json, eval.md, eval_examples.json) and `--reuse`
     sanity.py      the sanity flags
@@ -25,9 +25,9 @@ from .markdown import describe_params, flag_lines, format_eps, format_markdown
 from .protocols import (DEFAULT_ATTACKS, PROTOCOLS, EvalSettings, Protocol, check_eps, check_positive_int,
                         check_settings, check_threshold, parse_attacks, parse_limits, resolve_protocol)
 from .result import EvalResult, load_eval
-from .run import evaluate, evaluate_checkpoint, quick_accuracy
+from .run import evaluate, evaluate_checkpoint, evaluate_run, quick_accuracy
 
 __all__ = ["ATTACKS", "DEFAULT_ATTACKS", "PROTOCOLS", "AttackSpec", "EvalResult", "EvalSettings", "Protocol",
            "check_eps", "check_positive_int", "check_settings", "check_threshold", "describe_params", "evaluate",
-           "evaluate_checkpoint", "flag_lines", "format_eps", "format_markdown", "load_eval", "parse_attacks",
+           "evaluate_checkpoint", "evaluate_run", "flag_lines", "format_eps", "format_markdown", "load_eval", "parse_attacks",
            "parse_limits", "quick_accuracy", "resolve_protocol"]

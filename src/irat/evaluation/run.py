@@ -176,6 +176,22 @@ def evaluate_checkpoint(path: str | Path, attacks: str | Sequence[str] | None = 
     return result
 
 
+def evaluate_run(run_dir: str | Path, **kwargs: Any) -> list[EvalResult]:
+    """Evaluate every kept checkpoint of a run (checkpoints/epoch-NNN.pt) with the same settings, each
+    into checkpoints/epoch-NNN.eval.json beside it; `reuse=True` extends each file on its own. The
+    keyword arguments are evaluate_checkpoint's (all but `out`)."""
+    run = RunDir(Path(run_dir))
+    if "out" in kwargs and kwargs["out"] is not None:
+        raise ConfigError("--out", "not given with a run directory (each kept checkpoint's results go beside it)",
+                          kwargs["out"])
+    kept = run.kept_checkpoints()
+    if not kept:
+        raise IratError(f"checkpoint: {run.path} holds no kept checkpoints ({run.checkpoints}/epoch-NNN.pt); train "
+                        f"with --set keep_every=N or keep_epochs=[…], or name one checkpoint")
+    kwargs.pop("out", None)
+    return [evaluate_checkpoint(c, out=RunDir.kept_eval(c), **kwargs) for c in kept]
+
+
 def run_evaluation(model: nn.Module, x: Tensor, y: Tensor, total: int, data: dict[str, Any], settings: EvalSettings,
                    *, eps_source: str, device: torch.device, reuse: Previous | None = None, progress: bool = False,
                    source: Mapping[str, Any] | None = None) -> EvalResult:

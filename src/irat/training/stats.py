@@ -22,7 +22,7 @@ class EpochStats:
     """
 
     KEYS = ("loss_sum", "correct", "count", "ess_sum", "batches", "cl_one", "cl_several", "misclassified",
-            "w_correct", "w_wrong")
+            "w_correct", "w_wrong", "excluded")
 
     def __init__(self, device: torch.device, capacity: int = 0):
         self.device = device
@@ -74,7 +74,10 @@ class EpochStats:
         return {"sums": self.sums.cpu(), "weights": self.weights.cpu(), "margins": self.margins.cpu()}
 
     def load(self, state: dict[str, Tensor]) -> None:
-        self._dev = state["sums"].to(self.device, torch.float64)
+        sums = state["sums"].to(self.device, torch.float64)
+        if sums.numel() < len(self.KEYS):  # a checkpoint of an earlier version: the statistics added since are 0
+            sums = torch.cat([sums, sums.new_zeros(len(self.KEYS) - sums.numel())])
+        self._dev = sums
         self._host = [0.0] * len(self.KEYS)
         self._n = 0
         w, m = state["weights"].to(self.device).float(), state["margins"].to(self.device).float()
@@ -83,15 +86,16 @@ class EpochStats:
 
 
 def epoch_line(epoch: int, lr: float, s: dict[str, float], w: Tensor, m: Tensor, margin: str, steps: int,
-               reweight_active: bool) -> dict[str, Any]:
+               reweight_active: bool, exclude: str = "none") -> dict[str, Any]:
     """metrics.jsonl's line for an epoch from the summed statistics `s` (EpochStats.KEYS) and all ranks'
     ω (`w`, float64) and margins (`m`): loss, training accuracy, the weight and margin statistics with
-    histograms over the margin's own range, and the confused-label counts."""
+    histograms over the margin's own range, the confused-label counts, and (with reweight.exclude) how
+    many examples left the loss."""
     log_margin = margin if margin != "none" else "pm_adv"
     lo, hi = MARGINS[log_margin].range(steps)
     n = max(s["count"], 1.0)
     w_hi = max(float(w.max()), 1.0) if w.numel() else 1.0
-    return {
+    line = {
         "epoch": epoch,
         "lr": lr,
         "loss": s["loss_sum"] / n,
@@ -117,6 +121,9 @@ def epoch_line(epoch: int, lr: float, s: dict[str, float], w: Tensor, m: Tensor,
         },
         "confused": {"one": int(s["cl_one"]), "several": int(s["cl_several"]), "misclassified": int(s["misclassified"])},
     }
+    if exclude != "none":
+        line["excluded"] = int(s["excluded"])
+    return line
 
 
 def format_line(m: dict[str, Any]) -> str:

@@ -346,7 +346,7 @@ class Trainer:
                 probs_at_lps=probs_at_lps,
                 kappa=res.kappa if res is not None else None,
                 first_wrong=res.first_wrong if res is not None else None, lps_mode=r.lps_mode)
-            omega, margin, ess = reweight(r, inputs, cfg.attack.steps, reweighting_active(epoch, cfg.burn_in_end),
+            omega, margin, ess, drop = reweight(r, inputs, cfg.attack.steps, reweighting_active(epoch, cfg.burn_in_end),
                                           global_size, dist_utils.all_reduce_sum)
 
         # Σ_local ω ℓ · W / M: DDP's gradient average then equals the global-batch mean
@@ -366,7 +366,8 @@ class Trainer:
             stats.add(loss_sum=per_sample.detach().double().sum(), correct=right.sum(),
                       w_correct=(omega * right).sum(), w_wrong=(omega * ~right).sum(),
                       count=float(y.shape[0]), ess_sum=ess / max(self.world, 1), batches=1.0 / max(self.world, 1),
-                      cl_one=(n_cl == 1).sum(), cl_several=(n_cl >= 2).sum(), misclassified=(n_cl >= 1).sum())
+                      cl_one=(n_cl == 1).sum(), cl_several=(n_cl >= 2).sum(), misclassified=(n_cl >= 1).sum(),
+                      excluded=drop.sum())
             stats.add_samples(omega.detach().float(), margin.detach().float())
         return loss.detach()
 
@@ -418,7 +419,8 @@ class Trainer:
         w = self._gather(stats.weights).double()  # float64: the mean does not depend on the gather order
         m = self._gather(stats.margins)
         line = epoch_line(epoch, lr, s, w, m, cfg.reweight.margin, cfg.attack.steps,
-                          cfg.reweight.margin != "none" and reweighting_active(epoch, cfg.burn_in_end))
+                          cfg.reweight.margin != "none" and reweighting_active(epoch, cfg.burn_in_end),
+                          cfg.reweight.exclude)
         tau = fat_tau(cfg, epoch)
         if tau is not None:
             line["tau"] = tau
@@ -505,6 +507,8 @@ class Trainer:
                 # last.pt naming a best.pt that is not on disk, nor metrics.jsonl ahead of last.pt
                 if improved and self.rank == 0:
                     save_checkpoint(self.rundir.best, self._payload(epoch, 0, None))
+                if cfg.keeps(epoch) and self.rank == 0:  # before last.pt: a kill between them redoes this epoch
+                    save_checkpoint(self.rundir.kept(epoch), self._payload(epoch, 0, None))
                 path = self._save(epoch, 0, None)
                 if self.rank == 0:
                     self._write_metrics()
