@@ -123,3 +123,18 @@ def test_the_epoch_statistics_count_the_excluded_examples(tmp_path):
     assert lines[0]["excluded"] == 0  # burn-in
     assert all(0 <= m["excluded"] <= m["confused"]["several"] for m in lines)
     assert all(m["excluded"] == m["confused"]["several"] for m in lines[1:])
+
+
+def test_mail_table_1_is_one_sweep_over_objective_and_margin(tmp_path, capsys):
+    """LPS against PM_nat against PM_adv under AT, TRADES and MART: each margin brings the weighting it needs."""
+    from irat.sweep import SweepSpec, validate_spec
+
+    spec = SweepSpec(out=tmp_path / "t1", methods=["custom"], seeds=[0], preset="fmnist-smallcnn-at",
+                     grid=[("objective", ["at", "trades", "mart"]), ("reweight.margin", ["lps", "pm_nat", "pm_adv"])])
+    validate_spec(spec)
+    cells = spec.cells()
+    assert len(cells) == 9
+    configs = [build_config(spec.preset, None, c.overrides(spec.sets)) for c in cells]  # what each cell trains
+    got = {(c.objective, c.reweight.margin): c.reweight.weighting for c in configs}
+    assert got == {(o, m): ("gair" if m == "lps" else "sigmoid") for o in ("at", "trades", "mart")
+                   for m in ("lps", "pm_nat", "pm_adv")}

@@ -301,6 +301,9 @@ def build_config(
     _deep_update(layered, base)
     _deep_update(layered, over)
     layered["method"] = method
+    rw = layered.get("reweight") if isinstance(layered.get("reweight"), dict) else {}
+    if "margin" in rw and "weighting" not in rw and rw["margin"] in MARGINS:
+        rw["weighting"] = MARGINS[rw["margin"]].weighting  # e.g. a sweep over margins: lps takes gair
     objective = layered.get("objective", Config.objective)
     if "tradeoff" not in layered and objective in OBJECTIVES:  # a custom method: the objective's own default
         layered["tradeoff"] = OBJECTIVES[objective].tradeoff

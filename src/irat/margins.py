@@ -115,10 +115,12 @@ class MarginSpec:
     needs: frozenset[str]
     doc: str
     range: Callable[[int], tuple[float, float]] = _unit
+    weighting: str = "sigmoid"  # the weighting a custom method gets with this margin unless it names one
 
 
 MARGINS: dict[str, MarginSpec] = {
-    "none": MarginSpec(lambda m: torch.zeros_like(m.labels, dtype=torch.float32), frozenset(), "no reweighting"),
+    "none": MarginSpec(lambda m: torch.zeros_like(m.labels, dtype=torch.float32), frozenset(), "no reweighting",
+                       weighting="none"),
     "pm_adv": MarginSpec(lambda m: pm_adv(m.probs_adv, m.labels), frozenset({"probs_adv"}),
                          "p_y(x̃) − max_{j≠y} p_j(x̃)"),
     "pm_nat": MarginSpec(lambda m: pm_nat(m.probs_nat, m.labels), frozenset({"probs_nat"}),
@@ -128,7 +130,7 @@ MARGINS: dict[str, MarginSpec] = {
     "cl_pm": MarginSpec(lambda m: cl_pm(m.probs_adv, m.labels), frozenset({"probs_adv"}),
                         "confused-label PM (CLIRAT)"),
     "lps": MarginSpec(lambda m: lps(m.kappa, m.first_wrong, m.lps_mode), frozenset({"kappa"}),
-                      "least PGD steps κ (GAIRAT)", range=lambda steps: (0.0, float(steps))),
+                      "least PGD steps κ (GAIRAT)", range=lambda steps: (0.0, float(steps)), weighting="gair"),
 }
 
 
