@@ -7,7 +7,9 @@ Agg). Every axes has a title and labelled axes.
 - `lps_histogram`          MAIL Fig. 1b: LPS histogram, split into robust and non-robust examples
 - `pm_vs_lps_boxplot`      MAIL Fig. 4: PM_nat per LPS value (box = IQR, whiskers = 5th/95th percentile)
 - `burn_in_distributions`  margin and weight histograms before and after burn-in (metrics.jsonl)
+- `accuracy_over_epochs`   CLIRAT Fig. 3 and 5: test accuracy of the kept checkpoints, one panel per attack
 - `confused_labels`        CLIRAT Fig. 1A: misclassified adversarial examples with one / several confused labels
+- `confused_label_ablation`  CLIRAT Fig. 1B: PGD-20 accuracy per epoch with all / without S^sig / without S^mul
 - `gamma_beta_heatmap`     CLIRAT Fig. 4: robust accuracy over the weighting's slope γ and bias β
 - `loss_paths`             MAIL Fig. 1a: CE loss along the PGD and LM-PGD paths, with each path's LPS
 """
@@ -96,6 +98,54 @@ def training_curves(series: Mapping[str, Mapping[str, np.ndarray]], path: str | 
             fig.legend(*ax_rob.get_legend_handles_labels(), fontsize="small", loc="outside right center")
         else:
             ax_rob.legend(fontsize="small")
+    return _finish(fig, path)
+
+
+def _band(ax: Any, c: Mapping[str, np.ndarray], label: str, color: Any) -> None:
+    """A curve {"epoch", "mean", "std", "n"} as its mean line and the ± std band where n ≥ 2 seeds (an error
+    bar for a single epoch)."""
+    ep, mean, std = (np.asarray(c[k], dtype=float) for k in ("epoch", "mean", "std"))
+    line = ax.plot(ep, mean, marker="o", ms=3, label=label, color=color)[0]
+    several = np.asarray(c["n"]) > 1
+    if ep.size == 1 and several.all():
+        ax.errorbar(ep, mean, yerr=std, fmt="none", color=line.get_color(), capsize=3)
+    elif several.any():
+        ax.fill_between(ep, mean - std, mean + std, where=several, color=line.get_color(), alpha=0.2, lw=0)
+
+
+def _start_line(ax: Any, curves: Any, epoch: int | None, label: str) -> None:
+    """A dashed line just before `epoch` (where reweighting or exclusion starts) if the curves span it."""
+    eps = [float(e) for c in curves for e in np.asarray(c["epoch"])]
+    if epoch is not None and eps and min(eps) < epoch <= max(eps):
+        ax.axvline(epoch - 0.5, color="gray", ls="--", lw=1, label=label)
+
+
+def accuracy_over_epochs(curves: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]],
+                         names: Mapping[str, str] | None = None, burn_in_end: int | None = None,
+                         path: str | Path | None = None) -> Figure:
+    """CLIRAT Fig. 3 and 5: test accuracy of the kept checkpoints against the epoch. `curves[attack][label]`
+    = {"epoch", "mean", "std", "n"} (mean ± std over n seeds); one panel per attack (titled `names[attack]`),
+    one line per method with its ± std band, the legend beside the panels; a dashed line where the burn-in
+    ends (`burn_in_end`) when the kept epochs span it."""
+    names = names or {}
+    labels = list(dict.fromkeys(label for by_label in curves.values() for label in by_label))
+    colors = colormaps["tab20" if len(labels) > 10 else "tab10"].colors
+    epochs = [float(e) for by_label in curves.values() for c in by_label.values() for e in np.asarray(c["epoch"])]
+    fig, axes = _panels(len(curves))
+    for ax, (attack, by_label) in zip(axes, curves.items()):
+        name = names.get(attack, attack)
+        for label, c in by_label.items():
+            _band(ax, c, label, colors[labels.index(label) % len(colors)])
+        _start_line(ax, by_label.values(), burn_in_end, "burn-in ends")
+        if epochs:  # the same epochs on every panel, also for an attack run on the last checkpoint only
+            ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{name} test accuracy (%)")
+        ax.set_title(f"{name} accuracy of the kept checkpoints")
+    handles = {lab: h for ax in axes for h, lab in zip(*ax.get_legend_handles_labels())}
+    if handles:
+        fig.legend(list(handles.values()), list(handles), fontsize="small", loc="outside right center")
     return _finish(fig, path)
 
 
@@ -197,6 +247,25 @@ def confused_labels(items: Mapping[str, Mapping[str, Any]], path: str | Path | N
         ax.set_ylabel("adversarial training examples")
         ax.set_title(f"confused labels per epoch — {label}")
         ax.legend(fontsize="small", ncols=2, loc="upper center")
+    return _finish(fig, path)
+
+
+def confused_label_ablation(curves: Mapping[str, Mapping[str, np.ndarray]], *, ylabel: str, title: str,
+                            burn_in_end: int | None = None, path: str | Path | None = None) -> Figure:
+    """CLIRAT Fig. 1B: PGD-20 accuracy per epoch when training on all examples and without the misclassified
+    adversarial examples of one (S^sig) or several (S^mul) confused labels. `curves[label]` = {"epoch",
+    "mean", "std", "n"}: mean ± std over n seeds; a dashed line where the exclusion starts (`burn_in_end`)
+    when the curves span it."""
+    fig = Figure(figsize=(6.0, 3.8), layout="constrained")
+    ax = fig.subplots()
+    for (label, c), color in zip(curves.items(), ("tab:blue", "tab:orange", "tab:green", "tab:red")):
+        _band(ax, c, label, color)
+    _start_line(ax, curves.values(), burn_in_end, "exclusion starts")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize="small")
     return _finish(fig, path)
 
 

@@ -13,23 +13,29 @@ LaTeX; the PNG figures go to figures/ beside the Markdown file:
   computed by `irat.analysis` on up to `--analysis-examples` training examples;
 - margin and weight distributions of the last burn-in epoch and of the last epoch;
 - CLIRAT Fig. 1A: misclassified adversarial examples with one vs several confused labels per epoch;
+- CLIRAT Fig. 3 and 5: test accuracy of the kept checkpoints (checkpoints/epoch-NNN.eval.json) against the
+  epoch, one panel per attack, mean ± std over seeds (the numbers also in FILE_epochs.csv);
+- CLIRAT Fig. 1B: PGD-20 accuracy per epoch of the groups that differ in reweight.exclude (all / without
+  S^sig / without S^mul), with a table of their final accuracy and of the examples excluded per epoch;
 - CLIRAT Fig. 4: a γ × β heat map of robust accuracy when the runs vary reweight.gamma / reweight.beta.
 
 The package, in the order the data flows:
 
     collect.py   find the run directories (`Run`) and group them (`Group`)
     stats.py     mean ± std over seeds per group (`Row`), per-seed differences to a baseline (`PairedRow`)
+    epochs.py    mean ± std over seeds per epoch: the kept checkpoints' accuracy, the confused-label ablation
     tables.py    those numbers as Markdown, CSV and LaTeX tables
     plots.py     the data of each figure, gathered from the runs, and the PNGs (drawn by `irat.figures`)
-    build.py     `build_report`: all of the above into FILE.md, FILE.csv, FILE.tex and figures/
+    build.py     `build_report`: all of the above into FILE.md, FILE.csv, FILE.tex (FILE_epochs.csv) and figures/
 """
 from .build import ReportResult, build_report
 from .collect import Group, Run, find_runs, group_runs
+from .epochs import Ablation, ablations, epoch_curves
 from .stats import PairedRow, Row, mean_std, paired_baselines, paired_rows, table_columns, table_rows
-from .tables import cost_table, csv_table, latex_table, markdown_table, paired_table
+from .tables import ablation_table, cost_table, csv_table, epochs_csv, latex_table, markdown_table, paired_table
 
 __all__ = [
-    "Group", "PairedRow", "ReportResult", "Row", "Run", "build_report", "cost_table", "csv_table", "find_runs",
-    "group_runs", "latex_table", "markdown_table", "mean_std", "paired_baselines", "paired_rows", "paired_table",
-    "table_columns", "table_rows",
+    "Ablation", "Group", "PairedRow", "ReportResult", "Row", "Run", "ablation_table", "ablations", "build_report",
+    "cost_table", "csv_table", "epoch_curves", "epochs_csv", "find_runs", "group_runs", "latex_table",
+    "markdown_table", "mean_std", "paired_baselines", "paired_rows", "paired_table", "table_columns", "table_rows",
 ]

@@ -1,4 +1,5 @@
-"""`build_report`: runs → groups → tables and figures → FILE.md, FILE.csv, FILE.tex and figures/*.png."""
+"""`build_report`: runs → groups → tables and figures → FILE.md, FILE.csv, FILE.tex and figures/*.png (and
+FILE_epochs.csv when runs have evaluated kept checkpoints)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,9 +10,11 @@ from ..analysis import LPSAnalysis
 from ..errors import IratError
 from ..files import atomic_write_text
 from .collect import Group, Run, find_runs, group_runs
+from .epochs import Ablation, Curve, ablations, epoch_curves, kept_examples
 from .plots import draw_figures, lps_analyses
 from .stats import Row, paired_rows, table_columns, table_rows
-from .tables import attack_notes, cost_table, csv_table, latex_table, markdown_table, paired_table
+from .tables import (ablation_table, attack_notes, column_title, cost_table, csv_table, epochs_csv, latex_table,
+                     markdown_table, paired_table)
 
 
 @dataclass
@@ -24,6 +27,9 @@ class ReportResult:
     figures: dict[str, Path]
     figure_objects: dict[str, Any] = field(default_factory=dict)
     analyses: dict[str, Any] = field(default_factory=dict)
+    epochs_csv: Path | None = None  # FILE_epochs.csv: accuracy of the kept checkpoints per group, epoch, attack
+    epochs: dict[str, dict[str, Curve]] = field(default_factory=dict)  # `epoch_curves`
+    ablations: list[Ablation] = field(default_factory=list)
 
 
 def build_report(dirs: list[str | Path], out: str | Path = "report.md", *, analysis_examples: int = 2000,
@@ -44,20 +50,26 @@ def build_report(dirs: list[str | Path], out: str | Path = "report.md", *, analy
     columns = table_columns(groups)
     rows = table_rows(groups, columns)
     analyses = lps_analyses(groups, analysis_examples, device, log)
-    figs, objects = draw_figures(groups, rows, columns, analyses, out.parent / "figures", keep_figures)
+    epochs, abl = epoch_curves(groups), ablations(groups)
+    figs, objects = draw_figures(groups, rows, columns, analyses, out.parent / "figures", keep_figures, epochs, abl)
 
     csv_path, tex_path = out.with_suffix(".csv"), out.with_suffix(".tex")
-    atomic_write_text(out, _markdown(dirs, runs, groups, rows, columns, analyses, figs, out.parent, title, intro))
+    epochs_path = out.with_name(out.stem + "_epochs.csv") if epochs else None
+    per_epoch = _per_epoch_markdown(groups, rows, columns, epochs, abl, epochs_path)
+    atomic_write_text(out, _markdown(dirs, runs, groups, rows, columns, analyses, figs, out.parent, title, intro,
+                                     per_epoch))
     atomic_write_text(csv_path, csv_table(rows, columns))
     atomic_write_text(tex_path, latex_table(rows, columns, "Accuracy (%), mean ± std over seeds"))
-    return ReportResult(out, csv_path, tex_path, rows, columns, figs, objects, analyses)
+    if epochs_path is not None:
+        atomic_write_text(epochs_path, epochs_csv(epochs))
+    return ReportResult(out, csv_path, tex_path, rows, columns, figs, objects, analyses, epochs_path, epochs, abl)
 
 
 def _markdown(dirs: list[str | Path], runs: list[Run], groups: list[Group], rows: list[Row], columns: list[str],
               analyses: dict[str, LPSAnalysis], figs: dict[str, Path], base: Path, heading: str,
-              intro: str | None) -> str:
-    """The report's Markdown: the heading and intro, the tables, the LPS summary, the figures (linked
-    relative to `base`, the Markdown file's folder) and the groups."""
+              intro: str | None, per_epoch: list[str] | None = None) -> str:
+    """The report's Markdown: the heading and intro, the tables (then the `per_epoch` lines), the LPS
+    summary, the figures (linked relative to `base`, the Markdown file's folder) and the groups."""
     n_eval = sum(1 for r in runs if r.eval)
     md = [f"# {heading}", "", *([intro.rstrip(), ""] if intro else []),
           f"{len(runs)} runs in {len(groups)} groups ({n_eval} evaluated) from {', '.join(map(str, dirs))}.", "",
@@ -78,6 +90,7 @@ def _markdown(dirs: list[str | Path], runs: list[Run], groups: list[Group], rows
                    "method of the same objective and, for a CL-PM method, its PM_adv (MAIL) twin. Methods with "
                    "the same objective and trade-off train identically until reweighting starts, so there the "
                    "difference is the reweighting's alone.", "", paired_table(paired, columns)]
+    md += per_epoch or []
     notes = attack_notes(groups, columns)
     if notes:
         md += ["### Attacks and checkpoints", "", *notes, ""]
@@ -102,3 +115,29 @@ def _markdown(dirs: list[str | Path], runs: list[Run], groups: list[Group], rows
         md.append(f"- {g.label}: " + ", ".join(f"`{r.path}`" for r in g.runs))
     md.append("")
     return "\n".join(md)
+
+
+def _per_epoch_markdown(groups: list[Group], rows: list[Row], columns: list[str], epochs: dict[str, dict[str, Curve]],
+                        abl: list[Ablation], epochs_csv_path: Path | None) -> list[str]:
+    """The confused-label ablation tables and the note on the kept checkpoints' evaluations (none without them)."""
+    md: list[str] = []
+    for ab in abl:
+        md += [f"### Confused-label ablation (CLIRAT Fig. 1B): {ab.title}", "",
+               f"From epoch {ab.burn_in_end} on (after the burn-in), the misclassified adversarial training examples "
+               "with a single confused label (S^sig) or with several (S^mul) are left out of the loss "
+               "(`reweight.exclude`). Final accuracy (%) from eval.json, mean ± std over seeds; the robust "
+               "accuracy minus that of training on all examples, paired by seed; examples excluded per epoch "
+               "after the burn-in (metrics.jsonl), each seed's mean, then mean ± std over seeds. The figure "
+               f"shows {ab.source} PGD-20 accuracy per epoch.", "", ablation_table(ab, rows, columns)]
+    if epochs_csv_path is not None:
+        runs = [r for g in groups for r in g.runs if r.kept_evals]
+        sizes = kept_examples(groups, list(epochs))
+        md += ["### Accuracy of the kept checkpoints", "",
+               f"{sum(len(r.kept_evals) for r in runs)} evaluations of kept checkpoints "
+               f"(`checkpoints/epoch-NNN.eval.json`, written by `irat eval RUN`) in {len(runs)} runs. Test "
+               "accuracy (%) per group, epoch and attack, mean ± std over seeds (n: the seeds evaluated at that "
+               f"epoch): [{epochs_csv_path.name}]({epochs_csv_path.name}).", ""]
+        if sizes:
+            md += ["Test examples per attack: " + ", ".join(
+                f"{column_title(a)} {' / '.join(map(str, n))}" for a, n in sizes.items()) + ".", ""]
+    return md

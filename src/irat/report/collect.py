@@ -55,6 +55,12 @@ class Run:
     config: dict[str, Any]  # config.yaml flattened to dotted keys ("reweight.gamma")
     metrics: list[dict[str, Any]]
     eval: dict[str, Any] | None
+    kept_evals: dict[int, dict[str, Any]] = field(default_factory=dict)  # epoch -> its kept checkpoint's eval
+
+    @property
+    def exclude(self) -> str:
+        """reweight.exclude: "none" (every example in the loss), "single" (S^sig left out) or "multiple" (S^mul)."""
+        return str(self.config.get("reweight.exclude") or "none")
 
     @property
     def method(self) -> str:
@@ -78,6 +84,19 @@ class Run:
         return Config(optim=optim, reweight=reweight).burn_in_end
 
 
+def read_kept_evals(run: RunDir) -> dict[int, dict[str, Any]]:
+    """The evaluations of a run's kept checkpoints (checkpoints/epoch-NNN.eval.json, written by `irat eval
+    RUN`), by the epoch each records; read even where the checkpoint itself has been deleted."""
+    out = {}
+    for path in sorted(run.checkpoints.glob("epoch-*.eval.json")):
+        report = read_eval(path)
+        epoch = ((report or {}).get("checkpoint") or {}).get("epoch")
+        if isinstance(epoch, int) and isinstance(report.get("accuracy"), dict) \
+                and RunDir.kept_eval(run.kept(epoch)) == path:
+            out[epoch] = report
+    return out
+
+
 def find_runs(dirs: list[str | Path]) -> list[Run]:
     """Every directory with config.yaml under `dirs` (recursively), sorted by path."""
     seen: dict[Path, Run] = {}
@@ -99,7 +118,8 @@ def find_runs(dirs: list[str | Path]) -> list[Run]:
             if not isinstance(cfg, dict) or "method" not in cfg:
                 continue
             run = RunDir(run_dir)
-            seen[run_dir] = Run(cfg_path.parent, _flatten(cfg), _read_jsonl(run.metrics), read_eval(run.eval_json))
+            seen[run_dir] = Run(cfg_path.parent, _flatten(cfg), _read_jsonl(run.metrics), read_eval(run.eval_json),
+                                read_kept_evals(run))
     return [seen[k] for k in sorted(seen)]
 
 

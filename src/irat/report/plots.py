@@ -9,6 +9,7 @@ import numpy as np
 from .. import figures as F
 from ..analysis import LPSAnalysis, analyze_checkpoint_lps
 from .collect import Group, fmt_value, representatives
+from .epochs import ABLATION_METRIC, EXCLUDE_LABELS, Ablation, Curve
 from .stats import Row, robust_column
 from .tables import column_title
 
@@ -117,9 +118,17 @@ def lps_analyses(groups: list[Group], n_examples: int, device: str,
     return analyses
 
 
+def _common_burn_in(groups: list[Group]) -> int | None:
+    """The first reweighted epoch when every run with kept evaluations has the same one, else None."""
+    ends = {r.burn_in_end for g in groups for r in g.runs if r.kept_evals}
+    return ends.pop() if len(ends) == 1 else None
+
+
 def draw_figures(groups: list[Group], rows: list[Row], columns: list[str], analyses: dict[str, LPSAnalysis],
-                 fig_dir: Path, keep_figures: bool = False) -> tuple[dict[str, Path], dict[str, Any]]:
-    """Write every figure the runs have data for to fig_dir/NAME.png, in the report's order.
+                 fig_dir: Path, keep_figures: bool = False, epochs: dict[str, dict[str, Curve]] | None = None,
+                 ablations: list[Ablation] | None = None) -> tuple[dict[str, Path], dict[str, Any]]:
+    """Write every figure the runs have data for to fig_dir/NAME.png, in the report's order. `epochs`
+    (`epoch_curves`) and `ablations` (`irat.report.epochs.ablations`) are the per-epoch data.
 
     Returns {title: path} and, with `keep_figures`, {NAME: matplotlib Figure}."""
     figs: dict[str, Path] = {}
@@ -134,6 +143,10 @@ def draw_figures(groups: list[Group], rows: list[Row], columns: list[str], analy
     series = _curves(groups)
     if series:
         emit("training_curves", F.training_curves(series), "Training curves (validation)")
+    if epochs:
+        emit("accuracy_over_epochs", F.accuracy_over_epochs(epochs, {a: column_title(a) for a in epochs},
+                                                            _common_burn_in(groups)),
+             "Accuracy of the kept checkpoints over epochs (CLIRAT Fig. 3 and 5)")
     if analyses:
         emit("lps_histogram", F.lps_histogram(analyses), "LPS histogram (MAIL Fig. 1b)")
         emit("pm_vs_lps", F.pm_vs_lps_boxplot(analyses), "PM_nat vs LPS (MAIL Fig. 4)")
@@ -143,6 +156,12 @@ def draw_figures(groups: list[Group], rows: list[Row], columns: list[str], analy
     conf = _confused_items(groups)
     if conf:
         emit("confused_labels", F.confused_labels(conf), "Confused labels per epoch (CLIRAT Fig. 1A)")
+    for ab in ablations or []:
+        fig = F.confused_label_ablation({EXCLUDE_LABELS.get(x, x): c for x, c in ab.curves.items()},
+                                        ylabel=f"{ab.source} {column_title(ABLATION_METRIC)} accuracy (%)",
+                                        title=f"confused-label ablation — {ab.title}", burn_in_end=ab.burn_in_end)
+        emit("confused_label_ablation_" + _slug(ab.method + ("_" + ab.rest if ab.rest else "")), fig,
+             f"Confused-label ablation, {ab.title} (CLIRAT Fig. 1B)")
     metric = robust_column(columns)
     if metric is not None:
         for hm in _heatmaps(rows, metric):

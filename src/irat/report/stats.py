@@ -26,7 +26,11 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 def table_columns(groups: list[Group]) -> list[str]:
     """The eval.json accuracy keys present: the known attacks in table order, the rest, then "worst"."""
-    present = {k for g in groups for r in g.runs if r.eval for k in r.eval.get("accuracy", {})}
+    return column_order({k for g in groups for r in g.runs if r.eval for k in r.eval.get("accuracy", {})})
+
+
+def column_order(present: set[str]) -> list[str]:
+    """Accuracy keys in table order: the known attacks (COLUMN_ORDER), the rest sorted, then "worst"."""
     known = [c for c in COLUMN_ORDER if c in present]
     rest = sorted(present - set(COLUMN_ORDER) - {"worst"})
     return known + rest + (["worst"] if "worst" in present else [])
@@ -90,17 +94,23 @@ def paired_rows(groups: list[Group], columns: list[str]) -> list[PairedRow]:
             b = by_key.get((base, g.settings_text))
             if b is None:
                 continue
-            mine = {r.seed: r.eval["accuracy"] for r in g.runs if r.eval and "accuracy" in r.eval}
-            theirs = {r.seed: r.eval["accuracy"] for r in b.runs if r.eval and "accuracy" in r.eval}
-            seeds = sorted(set(mine) & set(theirs))
-            cells = {}
-            for c in columns:
-                # the worst case is comparable only over the same attacks
-                diffs = [float(mine[s][c]) - float(theirs[s][c]) for s in seeds
-                         if mine[s].get(c) is not None and theirs[s].get(c) is not None
-                         and (c != "worst" or set(mine[s]) == set(theirs[s]))]
-                if diffs:
-                    cells[c] = (*mean_std(diffs), len(diffs))
+            seeds, cells = paired_cells(g, b, columns)
             if seeds:
                 rows.append(PairedRow(g, b, seeds, cells))
     return rows
+
+
+def paired_cells(g: Group, b: Group, columns: list[str]) -> tuple[list[int], Cells]:
+    """The seeds both groups have evaluated and, per column, mean ± std of the differences g − b."""
+    mine = {r.seed: r.eval["accuracy"] for r in g.runs if r.eval and "accuracy" in r.eval}
+    theirs = {r.seed: r.eval["accuracy"] for r in b.runs if r.eval and "accuracy" in r.eval}
+    seeds = sorted(set(mine) & set(theirs))
+    cells = {}
+    for c in columns:
+        # the worst case is comparable only over the same attacks
+        diffs = [float(mine[s][c]) - float(theirs[s][c]) for s in seeds
+                 if mine[s].get(c) is not None and theirs[s].get(c) is not None
+                 and (c != "worst" or set(mine[s]) == set(theirs[s]))]
+        if diffs:
+            cells[c] = (*mean_std(diffs), len(diffs))
+    return seeds, cells

@@ -1,4 +1,5 @@
-"""The tables as text: Markdown (accuracy, cost, paired differences, attack notes), CSV and LaTeX."""
+"""The tables as text: Markdown (accuracy, cost, paired differences, attack notes, the confused-label
+ablation), CSV (accuracy; accuracy over epochs) and LaTeX."""
 from __future__ import annotations
 
 import csv
@@ -9,7 +10,8 @@ from typing import Any, Callable
 import numpy as np
 
 from .collect import Group, fmt_value
-from .stats import Cells, PairedRow, Row
+from .epochs import EXCLUDE_LABELS, Ablation, Curve, excluded_per_epoch
+from .stats import Cells, PairedRow, Row, paired_cells, robust_column
 
 COLUMN_NAMES = {"nat": "NAT", "fgsm": "FGSM", "pgd20": "PGD-20", "pgd100": "PGD-100", "cw": "CW", "apgd": "APGD",
                 "apgd-ce": "APGD", "apgd_ce": "APGD", "aa": "AA", "autoattack": "AA", "worst": "worst"}
@@ -165,3 +167,44 @@ def attack_notes(groups: list[Group], columns: list[str]) -> list[str]:
     if data:
         notes.append(f"- data: {', '.join(sorted(data))}, examples: {', '.join(sorted(n_ex))}")
     return notes
+
+
+def epochs_csv(curves: dict[str, dict[str, Curve]]) -> str:
+    """`epoch_curves` as CSV: group, epoch, attack, mean, std, n; by group, epoch, then attack (table order)."""
+    attacks = list(curves)
+    labels = list(dict.fromkeys(label for by_group in curves.values() for label in by_group))
+    rows = sorted(((labels.index(label), int(e), attacks.index(a), float(c["mean"][i]), float(c["std"][i]),
+                    int(c["n"][i])) for a, by_group in curves.items() for label, c in by_group.items()
+                   for i, e in enumerate(c["epoch"])), key=lambda r: r[:3])
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["group", "epoch", "attack", "mean", "std", "n"])
+    w.writerows([labels[g], e, attacks[a], repr(m), repr(s), n] for g, e, a, m, s, n in rows)
+    return buf.getvalue()
+
+
+def ablation_table(ab: Ablation, rows: list[Row], columns: list[str]) -> str:
+    """CLIRAT Fig. 1B as a table: per exclude variant, the final accuracy (eval.json) mean ± std over seeds,
+    the robust accuracy's difference to "all" paired by seed, and the examples excluded per epoch after
+    the burn-in (mean ± std over seeds)."""
+    row_of = {id(r.group): r for r in rows}
+    variant_rows = {x: row_of.get(id(g)) for x, g in ab.variants.items()}
+    cols = [c for c in columns if any(r and c in r.cells for r in variant_rows.values())]
+    robust = robust_column(cols)
+    base = ab.variants.get("none")
+    head = ["variant", "seeds", *[column_title(c) for c in cols]]
+    head += [f"Δ {column_title(robust)} vs all (paired)"] if robust and base else []
+    head += ["excluded / epoch after burn-in"]
+    body = []
+    for x, g in ab.variants.items():
+        r = variant_rows[x]
+        n = r.n if r else 0
+        out = [EXCLUDE_LABELS.get(x, x), str(n), *_cell_texts(r.cells if r else {}, cols, n, lambda c, m, sd: _pm(m, sd))]
+        if robust and base:
+            seeds, cells = paired_cells(g, base, [robust]) if g is not base else ([], {})
+            out += _cell_texts(cells, [robust], len(seeds), lambda c, m, sd: f"{m:+.2f} ± {sd:.2f}")
+        ex = excluded_per_epoch(g)
+        out += _cell_texts({"excluded": ex} if ex[2] else {}, ["excluded"], len(g.runs),
+                           lambda c, m, sd: f"{m:.1f} ± {sd:.1f}")
+        body.append(out)
+    return _md_table(head, 1, body)
