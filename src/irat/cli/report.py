@@ -22,7 +22,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     res = build_report(args.dirs, out, analysis_examples=args.analysis_examples, device=args.device,
                        log=lambda s: print(s, file=sys.stderr), title=args.title, intro=intro)
     print(markdown_table(res.rows, res.columns) if res.columns else "no eval.json found")
-    print(f"written: {res.markdown}  {res.csv}  {res.latex}")
+    print(f"written: {res.markdown}  {res.csv}  {res.latex}" + (f"  {res.epochs_csv}" if res.epochs_csv else ""))
     if res.figures:
         print(f"figures: {', '.join(str(p) for p in res.figures.values())}")
     return 0
