@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -59,3 +60,33 @@ def image_folder(tmp_path_factory) -> Path:
                 ext = "jpg" if i % 2 else "png"
                 Image.fromarray(img).save(root / split / name / f"{i:03d}.{ext}")
     return root
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one intra-op thread is faster, and much faster on a shared, busy machine.
+    A module uses it with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def stop_after_epoch(monkeypatch):
+    """stop_after_epoch(n): the next training run stops after epoch n as if sent SIGTERM (exit 143, a
+    checkpoint written); call it again with None to let runs finish."""
+    import signal
+
+    import irat.training.trainer as trainer_mod
+
+    real = trainer_mod.Trainer._summary
+
+    def arm(epoch: int | None) -> None:
+        def summary(self, e, *a, **k):
+            line = real(self, e, *a, **k)
+            if e == epoch:
+                self._stop_signal = signal.SIGTERM
+            return line
+        monkeypatch.setattr(trainer_mod.Trainer, "_summary", real if epoch is None else summary)
+    return arm

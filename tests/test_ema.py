@@ -3,7 +3,6 @@ statistics; integer buffers copied), a kill and resume leaves it bitwise equal, 
 from __future__ import annotations
 
 import json
-import signal
 
 import pytest
 import torch
@@ -46,24 +45,14 @@ def _train(out, *extra):
                  *extra[1:], "--out", str(out), "--device", "cpu", "--quiet"])
 
 
-def test_ema_is_checkpointed_resumed_exactly_and_used_by_eval(tmp_path, image_folder, monkeypatch):
+def test_ema_is_checkpointed_resumed_exactly_and_used_by_eval(tmp_path, image_folder, stop_after_epoch):
     ref = tmp_path / "ref"
     assert _train(ref, image_folder) == 0
     # stop after the first epoch (the SIGTERM path), then resume: EMA bitwise equal to the uninterrupted run
-    import irat.training.trainer as trainer_mod
-
-    real = trainer_mod.Trainer._summary
-
-    def summary_then_stop(self, epoch, *a, **k):
-        line = real(self, epoch, *a, **k)
-        if epoch == 1:
-            self._stop_signal = signal.SIGTERM
-        return line
-
-    monkeypatch.setattr(trainer_mod.Trainer, "_summary", summary_then_stop)
+    stop_after_epoch(1)
     out = tmp_path / "resumed"
     assert _train(out, image_folder) == 143
-    monkeypatch.setattr(trainer_mod.Trainer, "_summary", real)
+    stop_after_epoch(None)
     assert main(["train", "--out", str(out), "--resume", "--device", "cpu", "--quiet"]) == 0
     got, want = load_checkpoint(out / "checkpoints" / "last.pt"), load_checkpoint(ref / "checkpoints" / "last.pt")
     assert got["ema"]["updates"] == want["ema"]["updates"] > 0

@@ -4,7 +4,6 @@ removes the excluded examples from the loss."""
 from __future__ import annotations
 
 import json
-import signal
 
 import pytest
 import torch
@@ -26,7 +25,7 @@ def _train(out, *extra, expect=0):
     assert main(args) == expect
 
 
-def test_exactly_the_requested_epochs_are_kept_and_resume_neither_duplicates_nor_loses(tmp_path, monkeypatch):
+def test_exactly_the_requested_epochs_are_kept_and_resume_neither_duplicates_nor_loses(tmp_path, stop_after_epoch):
     ref = tmp_path / "ref"
     _train(ref)
     kept = sorted(p.name for p in (ref / "checkpoints").glob("epoch-*.pt"))
@@ -35,20 +34,10 @@ def test_exactly_the_requested_epochs_are_kept_and_resume_neither_duplicates_nor
         ckpt = load_checkpoint(ref / "checkpoints" / name)
         assert ckpt["epoch"] == int(name[6:9])
     # a stop after epoch 3 and a resume: the same kept files, bitwise
-    import irat.training.trainer as trainer_mod
-
-    real = trainer_mod.Trainer._summary
-
-    def stop_after_3(self, epoch, *a, **k):
-        line = real(self, epoch, *a, **k)
-        if epoch == 3:
-            self._stop_signal = signal.SIGTERM
-        return line
-
-    monkeypatch.setattr(trainer_mod.Trainer, "_summary", stop_after_3)
+    stop_after_epoch(3)
     out = tmp_path / "run"
     _train(out, expect=143)
-    monkeypatch.setattr(trainer_mod.Trainer, "_summary", real)
+    stop_after_epoch(None)
     assert sorted(p.name for p in (out / "checkpoints").glob("epoch-*.pt")) == ["epoch-002.pt"]
     assert main(["train", "--out", str(out), "--resume", "--device", "cpu", "--quiet"]) == 0
     assert sorted(p.name for p in (out / "checkpoints").glob("epoch-*.pt")) == kept

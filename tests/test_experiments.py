@@ -39,13 +39,7 @@ EVAL = ["nat", "pgd20"]
 EVAL_N = 48
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster, and much faster on a shared, busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_spec(out: Path, **kw: Any) -> SweepSpec:

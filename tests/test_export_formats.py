@@ -29,12 +29,7 @@ from irat.export import export_checkpoint
 from irat.models import model_from_config
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def sets(*pairs: str) -> list[str]:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from tensorboard.backend.event_processing import event_accumulator
 
 import irat
@@ -27,12 +26,7 @@ SCALARS = {"lr", "loss", "train_acc", "val/nat", "val/pgd20", "weights/mean", "w
 HISTOGRAMS = {"weights/hist", "margin/hist"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _config(*overrides: str) -> Any:
