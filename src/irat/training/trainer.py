@@ -436,8 +436,10 @@ class Trainer:
                 line["val_weights"] = "ema"
         if cfg.attack.eps_warmup:
             line["attack_eps"] = cfg.attack_radius(epoch)[0]
-        if epoch <= 2 and stuck_at_constant(line["train_acc"], line["loss"], self.splits.num_classes):
-            line["stuck"] = True
+        k = self.splits.num_classes
+        if epoch == 2 and self.metrics and all(stuck_at_constant(m["train_acc"], m["loss"], k)
+                                               for m in (self.metrics[-1], line)):
+            line["stuck"] = True  # both first epochs at the constant classifier
         line["seconds"] = seconds
         line["images_per_s"] = s["count"] / max(seconds, 1e-9)
         return line
@@ -516,9 +518,9 @@ class Trainer:
                     if bar is not None:
                         bar.write(format_line(line))
                     if line.get("stuck"):
-                        print(f"irat: warning: epoch {epoch}: training accuracy {line['train_acc']:.1f}% and loss "
-                              f"{line['loss']:.3f} ≈ ln K: the model is stuck at the constant classifier (try "
-                              f"attack.eps_warmup=N or a lower optim.lr)", file=sys.stderr)
+                        print(f"irat: warning: epochs 1-2: training accuracy {line['train_acc']:.1f}% and loss "
+                              f"{line['loss']:.3f} ≈ ln K: the model has stayed at the constant classifier and may "
+                              f"never leave it (try attack.eps_warmup=N or a lower optim.lr)", file=sys.stderr)
                 stop = self._agree_stop() if self.world > 1 else self._stop_signal is not None
                 if stop and epoch < cfg.epochs:
                     raise Interrupted(128 + int(self._stop_signal), path)
