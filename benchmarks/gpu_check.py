@@ -269,6 +269,17 @@ def irat_cli(argv: list[str]) -> tuple[int, str]:
     return rc, (errors[-1] if errors else "")
 
 
+def timed_cli(rec: dict[str, Any], what: str, argv: list[str]) -> None:
+    """Run `irat <argv>` and record `<what>_argv`, `<what>_s` and `<what>_rc` in `rec`; raise on failure."""
+    rec[f"{what}_argv"] = argv
+    t = time.perf_counter()
+    rc, err = irat_cli(argv)
+    rec[f"{what}_s"] = round(time.perf_counter() - t, 3)
+    rec[f"{what}_rc"] = rc
+    if rc != 0:
+        raise RuntimeError(f"irat {what} exited {rc}: {err or 'see the log'}")
+
+
 def _max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
 
@@ -645,13 +656,7 @@ class GpuCheck:
             sets.append(f"batch_size={p.batch_size}")
         argv = ["train", "--preset", f"{PRESET}-mail-at", "--out", str(run), "--overwrite", "--quiet",
                 "--device", self.device.type, "--set", *sets]
-        rec["train_argv"] = argv
-        t = time.perf_counter()
-        rc, err = irat_cli(argv)
-        rec["train_s"] = round(time.perf_counter() - t, 3)
-        rec["train_rc"] = rc
-        if rc != 0:
-            raise RuntimeError(f"irat train exited {rc}: {err or 'see the log'}")
+        timed_cli(rec, "train", argv)
         ckpt = run / "checkpoints" / "last.pt"
         self.checkpoint = ckpt
         metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
@@ -672,13 +677,7 @@ class GpuCheck:
         out_json = run / "eval.json"
         argv = ["eval", str(ckpt), "--attacks", ",".join(attacks), "--n-examples", str(p.eval_examples),
                 "--device", self.device.type, "--out", str(out_json), "--quiet"]
-        rec["eval_argv"] = argv
-        t = time.perf_counter()
-        rc, err = irat_cli(argv)
-        rec["eval_s"] = round(time.perf_counter() - t, 3)
-        rec["eval_rc"] = rc
-        if rc != 0:
-            raise RuntimeError(f"irat eval exited {rc}: {err or 'see the log'}")
+        timed_cli(rec, "eval", argv)
         ev = json.loads(out_json.read_text())
         rec["accuracy"] = ev["accuracy"]
         rec["attack_seconds"] = {a: ev["attacks"][a].get("seconds") for a in ev.get("order", [])}
