@@ -346,8 +346,9 @@ class Trainer:
                 probs_at_lps=probs_at_lps,
                 kappa=res.kappa if res is not None else None,
                 first_wrong=res.first_wrong if res is not None else None, lps_mode=r.lps_mode)
-            omega, margin, ess, drop = reweight(r, inputs, cfg.attack.steps, reweighting_active(epoch, cfg.burn_in_end),
-                                          global_size, dist_utils.all_reduce_sum)
+            omega, margin, ess, drop = reweight(r, inputs, cfg.attack.steps,
+                                                reweighting_active(epoch, cfg.burn_in_end), global_size,
+                                                dist_utils.all_reduce_sum)
 
         # Σ_local ω ℓ · W / M: DDP's gradient average then equals the global-batch mean
         per_sample = omega * weighted + unweighted
