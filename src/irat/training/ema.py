@@ -30,17 +30,27 @@ class EMA:
             return 0.0
         return self.decay * min(1.0, (t - 1) / self.warmup) if self.warmup > 0 else self.decay
 
+    def _pairs(self, model: nn.Module) -> tuple[list, list, list, list]:
+        """(averaged, current) float tensors and integer tensors, paired by name; built once per model
+        (the optimizer and load_state_dict change these tensors in place, never replace them)."""
+        if getattr(self, "_paired_with", None) is not model:
+            avg, cur = self.model.state_dict(), model.state_dict()
+            fl = [k for k, v in avg.items() if v.is_floating_point()]
+            ints = [k for k, v in avg.items() if not v.is_floating_point()]
+            self._pairs_cache = ([avg[k] for k in fl], [cur[k].detach() for k in fl],
+                                 [avg[k] for k in ints], [cur[k] for k in ints])
+            self._paired_with = model
+        return self._pairs_cache
+
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         self.updates += 1
         d = self.decay_at(self.updates)
-        avg, cur = self.model.state_dict(), model.state_dict()
-        floats = [k for k, v in avg.items() if v.is_floating_point()]
-        others = [k for k, v in avg.items() if not v.is_floating_point()]
-        if floats:  # θ̄ + (1 − d)(θ − θ̄) = d θ̄ + (1 − d) θ
-            torch._foreach_lerp_([avg[k] for k in floats], [cur[k].detach() for k in floats], 1.0 - d)
-        for k in others:
-            avg[k].copy_(cur[k])
+        avg_f, cur_f, avg_i, cur_i = self._pairs(model)
+        if avg_f:  # θ̄ + (1 − d)(θ − θ̄) = d θ̄ + (1 − d) θ
+            torch._foreach_lerp_(avg_f, cur_f, 1.0 - d)
+        for a, c in zip(avg_i, cur_i):
+            a.copy_(c)
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "updates": self.updates}
