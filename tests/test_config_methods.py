@@ -59,6 +59,27 @@ def test_any_other_combination():
     assert (c.objective, c.reweight.margin, c.reweight.norm, c.burn_in_end) == ("mart", "pm_nat", "constant", 3)
 
 
+def test_mail_table1_grid_cells_take_each_objectives_mail_sigmoid():
+    """A custom method's sigmoid weighting takes MAIL §4.1's γ, β of its objective (10, −0.5 for AT; 2, 0
+    for TRADES and MART) unless set; LPS takes GAIRAT's weighting; an explicit value wins."""
+    got = {}
+    for objective in ("at", "trades", "mart"):
+        for margin in ("lps", "pm_nat", "pm_adv"):
+            r = build_config("fmnist-smallcnn-at", overrides=[
+                "method=custom", f"objective={objective}", f"reweight.margin={margin}"]).reweight
+            got[objective, margin] = (r.weighting, r.gamma, r.beta) if r.weighting == "sigmoid" else r.weighting
+    assert got == {("at", "lps"): "gair", ("at", "pm_nat"): ("sigmoid", 10.0, -0.5), ("at", "pm_adv"): ("sigmoid", 10.0, -0.5),
+                   ("trades", "lps"): "gair", ("trades", "pm_nat"): ("sigmoid", 2.0, 0.0),
+                   ("trades", "pm_adv"): ("sigmoid", 2.0, 0.0), ("mart", "lps"): "gair",
+                   ("mart", "pm_nat"): ("sigmoid", 2.0, 0.0), ("mart", "pm_adv"): ("sigmoid", 2.0, 0.0)}
+    r = build_config("fmnist-smallcnn-at", overrides=[
+        "method=custom", "objective=trades", "reweight.margin=pm_adv", "reweight.gamma=3"]).reweight
+    assert (r.gamma, r.beta) == (3.0, 0.0)
+    for name in ("mail-at", "mail-trades", "clir-mart"):  # the named methods keep their own
+        r = build_config(f"fmnist-smallcnn-{name}").reweight
+        assert (r.gamma, r.beta) == (METHODS[name]["reweight"]["gamma"], METHODS[name]["reweight"]["beta"])
+
+
 def test_dotted_overrides_from_the_cli_contract():
     c = build_config("fmnist-smallcnn-at", overrides=[
         "epochs=2", "seed=3", "batch_size=64", "data.name=fashion-mnist", "data.train_subset=100",

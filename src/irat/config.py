@@ -305,6 +305,10 @@ def build_config(
     if "margin" in rw and "weighting" not in rw and rw["margin"] in MARGINS:
         rw["weighting"] = MARGINS[rw["margin"]].weighting  # e.g. a sweep over margins: lps takes gair
     objective = layered.get("objective", Config.objective)
+    if rw.get("weighting") == "sigmoid" and objective in OBJECTIVES:
+        # e.g. a sweep over objectives × margins (MAIL Table 1): each objective brings MAIL's γ, β
+        for key, value in zip(("gamma", "beta"), OBJECTIVES[objective].sigmoid):
+            rw.setdefault(key, value)
     if "tradeoff" not in layered and objective in OBJECTIVES:  # a custom method: the objective's own default
         layered["tradeoff"] = OBJECTIVES[objective].tradeoff
     cfg = Config()

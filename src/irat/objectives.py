@@ -56,10 +56,14 @@ class ObjectiveSpec:
     doc: str
     tradeoff: float = 0.0  # default of `tradeoff` (TRADES β_t, MART λ_m); unused by AT
     awp: bool = False  # AWP is defined on top of it (Wu et al. 2020: AT and TRADES)
+    # MAIL's sigmoid slope γ and bias β with this objective (MAIL §4.1: 10, −0.5 for AT; 2, 0 for TRADES and
+    # MART): what a sigmoid weighting takes when neither the method, the preset nor an override sets them
+    sigmoid: tuple[float, float] = (2.0, 0.0)
 
 
 OBJECTIVES: dict[str, ObjectiveSpec] = {
-    "at": ObjectiveSpec(at_loss, False, "ce", "uniform", "(1/M) Σ ω_i CE(f(x̃_i), y_i)", awp=True),
+    "at": ObjectiveSpec(at_loss, False, "ce", "uniform", "(1/M) Σ ω_i CE(f(x̃_i), y_i)", awp=True,
+                        sigmoid=(10.0, -0.5)),
     "trades": ObjectiveSpec(trades_loss, True, "kl", "normal",
                             "(1/M) Σ CE(f(x_i), y_i) + β_t (1/M) Σ ω_i KL(p(x_i) ‖ p(x̃_i))", tradeoff=6.0, awp=True),
     "mart": ObjectiveSpec(mart_loss, True, "ce", "uniform",
