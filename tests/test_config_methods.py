@@ -68,7 +68,8 @@ def test_mail_table1_grid_cells_take_each_objectives_mail_sigmoid():
             r = build_config("fmnist-smallcnn-at", overrides=[
                 "method=custom", f"objective={objective}", f"reweight.margin={margin}"]).reweight
             got[objective, margin] = (r.weighting, r.gamma, r.beta) if r.weighting == "sigmoid" else r.weighting
-    assert got == {("at", "lps"): "gair", ("at", "pm_nat"): ("sigmoid", 10.0, -0.5), ("at", "pm_adv"): ("sigmoid", 10.0, -0.5),
+    assert got == {("at", "lps"): "gair", ("at", "pm_nat"): ("sigmoid", 10.0, -0.5),
+                   ("at", "pm_adv"): ("sigmoid", 10.0, -0.5),
                    ("trades", "lps"): "gair", ("trades", "pm_nat"): ("sigmoid", 2.0, 0.0),
                    ("trades", "pm_adv"): ("sigmoid", 2.0, 0.0), ("mart", "lps"): "gair",
                    ("mart", "pm_nat"): ("sigmoid", 2.0, 0.0), ("mart", "pm_adv"): ("sigmoid", 2.0, 0.0)}

@@ -6,7 +6,10 @@ and device excepted), e.g. "mail-at (reweight.gamma=5, reweight.beta=0)". Each g
 accuracies are aggregated over seeds: mean and standard deviation (ddof = 1 with two or more
 seeds, 0 with one). The tables are shaped like the MAIL and CLIRAT papers' (rows methods; columns
 NAT / PGD-20 / PGD-100 / CW / APGD / AA / worst where present) and written as Markdown, CSV and
-LaTeX; the PNG figures go to figures/ beside the Markdown file:
+LaTeX. When the runs vary `reweight.margin` (e.g. `--grid objective=at,trades,mart --grid
+reweight.margin=lps,pm_nat,pm_adv`), the report also lays them out as MAIL Table 1 (objectives as
+column groups, margins as columns, attacks as rows; FILE_margins.tex) with each margin minus LPS paired
+by seed. The PNG figures go to figures/ beside the Markdown file:
 
 - training curves (natural and PGD-20 validation accuracy per epoch, from metrics.jsonl);
 - MAIL Fig. 1b (LPS histogram) and Fig. 4 (PM_nat vs LPS box plot) for one checkpoint per method,
@@ -22,7 +25,8 @@ LaTeX; the PNG figures go to figures/ beside the Markdown file:
 The package, in the order the data flows:
 
     collect.py   find the run directories (`Run`) and group them (`Group`)
-    stats.py     mean ± std over seeds per group (`Row`), per-seed differences to a baseline (`PairedRow`)
+    stats.py     mean ± std over seeds per group (`Row`), per-seed differences to a baseline (`PairedRow`),
+                 the objective × margin layout (`MarginTable`)
     epochs.py    mean ± std over seeds per epoch: the kept checkpoints' accuracy, the confused-label ablation
     tables.py    those numbers as Markdown, CSV and LaTeX tables
     plots.py     the data of each figure, gathered from the runs, and the PNGs (drawn by `irat.figures`)
@@ -31,11 +35,13 @@ The package, in the order the data flows:
 from .build import ReportResult, build_report
 from .collect import Group, Run, find_runs, group_runs
 from .epochs import Ablation, ablations, epoch_curves
-from .stats import PairedRow, Row, mean_std, paired_baselines, paired_rows, table_columns, table_rows
+from .stats import (MarginTable, PairedRow, Row, margin_tables, mean_std, paired_baselines, paired_rows,
+                    table_columns, table_rows)
 from .tables import ablation_table, cost_table, csv_table, epochs_csv, latex_table, markdown_table, paired_table
 
 __all__ = [
-    "Ablation", "Group", "PairedRow", "ReportResult", "Row", "Run", "ablation_table", "ablations", "build_report",
-    "cost_table", "csv_table", "epoch_curves", "epochs_csv", "find_runs", "group_runs", "latex_table",
-    "markdown_table", "mean_std", "paired_baselines", "paired_rows", "paired_table", "table_columns", "table_rows",
+    "Ablation", "Group", "MarginTable", "PairedRow", "ReportResult", "Row", "Run", "ablation_table", "ablations",
+    "build_report", "cost_table", "csv_table", "epoch_curves", "epochs_csv", "find_runs", "group_runs",
+    "latex_table", "margin_tables", "markdown_table", "mean_std", "paired_baselines", "paired_rows",
+    "paired_table", "table_columns", "table_rows",
 ]

@@ -1,5 +1,5 @@
 """`build_report`: runs → groups → tables and figures → FILE.md, FILE.csv, FILE.tex and figures/*.png (and
-FILE_epochs.csv when runs have evaluated kept checkpoints)."""
+FILE_epochs.csv when runs have evaluated kept checkpoints, FILE_margins.tex when they vary the margin)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -12,9 +12,9 @@ from ..files import atomic_write_text
 from .collect import Group, Run, find_runs, group_runs
 from .epochs import Ablation, Curve, ablations, epoch_curves, kept_examples
 from .plots import draw_figures, lps_analyses
-from .stats import Row, paired_rows, table_columns, table_rows
+from .stats import MarginTable, Row, margin_tables, paired_rows, table_columns, table_rows
 from .tables import (ablation_table, attack_notes, column_title, cost_table, csv_table, epochs_csv, latex_table,
-                     markdown_table, paired_table)
+                     margin_latex, margin_markdown, markdown_table, paired_table)
 
 
 @dataclass
@@ -30,6 +30,8 @@ class ReportResult:
     epochs_csv: Path | None = None  # FILE_epochs.csv: accuracy of the kept checkpoints per group, epoch, attack
     epochs: dict[str, dict[str, Curve]] = field(default_factory=dict)  # `epoch_curves`
     ablations: list[Ablation] = field(default_factory=list)
+    margin_tables: list[MarginTable] = field(default_factory=list)  # MAIL Table 1's layout, when margins vary
+    margins_latex: Path | None = None  # FILE_margins.tex
 
 
 def build_report(dirs: list[str | Path], out: str | Path = "report.md", *, analysis_examples: int = 2000,
@@ -55,20 +57,28 @@ def build_report(dirs: list[str | Path], out: str | Path = "report.md", *, analy
 
     csv_path, tex_path = out.with_suffix(".csv"), out.with_suffix(".tex")
     epochs_path = out.with_name(out.stem + "_epochs.csv") if epochs else None
-    per_epoch = _per_epoch_markdown(groups, rows, columns, epochs, abl, epochs_path)
+    margins = margin_tables(rows, columns)
+    margins_path = out.with_name(out.stem + "_margins.tex") if margins else None
+    extra = _margins_markdown(margins, columns, margins_path) + _per_epoch_markdown(groups, rows, columns, epochs, abl,
+                                                                                    epochs_path)
     atomic_write_text(out, _markdown(dirs, runs, groups, rows, columns, analyses, figs, out.parent, title, intro,
-                                     per_epoch))
+                                     extra))
     atomic_write_text(csv_path, csv_table(rows, columns))
     atomic_write_text(tex_path, latex_table(rows, columns, "Accuracy (%), mean ± std over seeds"))
     if epochs_path is not None:
         atomic_write_text(epochs_path, epochs_csv(epochs))
-    return ReportResult(out, csv_path, tex_path, rows, columns, figs, objects, analyses, epochs_path, epochs, abl)
+    if margins_path is not None:
+        atomic_write_text(margins_path, "\n".join(
+            margin_latex(t, columns, "Accuracy (%), mean ± std over seeds, by objective and margin"
+                         + (f" ({t.context})" if t.context else "")) for t in margins))
+    return ReportResult(out, csv_path, tex_path, rows, columns, figs, objects, analyses, epochs_path, epochs, abl,
+                        margins, margins_path)
 
 
 def _markdown(dirs: list[str | Path], runs: list[Run], groups: list[Group], rows: list[Row], columns: list[str],
               analyses: dict[str, LPSAnalysis], figs: dict[str, Path], base: Path, heading: str,
-              intro: str | None, per_epoch: list[str] | None = None) -> str:
-    """The report's Markdown: the heading and intro, the tables (then the `per_epoch` lines), the LPS
+              intro: str | None, extra: list[str] | None = None) -> str:
+    """The report's Markdown: the heading and intro, the tables (then the `extra` lines: the margin tables, the ablation, the kept checkpoints), the LPS
     summary, the figures (linked relative to `base`, the Markdown file's folder) and the groups."""
     n_eval = sum(1 for r in runs if r.eval)
     md = [f"# {heading}", "", *([intro.rstrip(), ""] if intro else []),
@@ -90,7 +100,7 @@ def _markdown(dirs: list[str | Path], runs: list[Run], groups: list[Group], rows
                    "method of the same objective and, for a CL-PM method, its PM_adv (MAIL) twin. Methods with "
                    "the same objective and trade-off train identically until reweighting starts, so there the "
                    "difference is the reweighting's alone.", "", paired_table(paired, columns)]
-    md += per_epoch or []
+    md += extra or []
     notes = attack_notes(groups, columns)
     if notes:
         md += ["### Attacks and checkpoints", "", *notes, ""]
@@ -115,6 +125,18 @@ def _markdown(dirs: list[str | Path], runs: list[Run], groups: list[Group], rows
         md.append(f"- {g.label}: " + ", ".join(f"`{r.path}`" for r in g.runs))
     md.append("")
     return "\n".join(md)
+
+
+def _margins_markdown(tables: list[MarginTable], columns: list[str], latex: Path | None) -> list[str]:
+    """MAIL Table 1's layout of the groups that vary the margin (see `margin_tables`)."""
+    md: list[str] = []
+    for t in tables:
+        md += [f"### By objective and margin (MAIL Table 1){f': {t.context}' if t.context else ''}", "",
+               "Objectives as column groups, margins as columns, attacks as rows: accuracy (%) mean ± std over seeds, "
+               "the best margin of each objective in bold. Below, each margin minus "
+               f"{t.baseline} under the same objective, paired by seed (points)."
+               + (f" LaTeX: [{latex.name}]({latex.name})." if latex else ""), "", margin_markdown(t, columns)]
+    return md
 
 
 def _per_epoch_markdown(groups: list[Group], rows: list[Row], columns: list[str], epochs: dict[str, dict[str, Curve]],

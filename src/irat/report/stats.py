@@ -114,3 +114,63 @@ def paired_cells(g: Group, b: Group, columns: list[str]) -> tuple[list[int], Cel
         if diffs:
             cells[c] = (*mean_std(diffs), len(diffs))
     return seeds, cells
+
+
+OBJECTIVE_ORDER = ["at", "mart", "trades"]  # MAIL Table 1's column groups, in the paper's order
+MARGIN_ORDER = ["none", "lps", "pm_nat", "pm_adv", "pm_dif", "cl_pm"]  # its columns (LPS, PM_nat, PM_adv), the rest
+MARGIN_KEYS = {"objective", "reweight.margin", "reweight.weighting", "reweight.gamma", "reweight.beta", "tradeoff"}
+
+
+@dataclass
+class MarginTable:
+    """MAIL Table 1's layout for a set of groups that differ only in their objective and margin (and what
+    those bring: the weighting, γ, β, the trade-off): `cells[objective, margin]` is that group's row;
+    `paired[objective, margin]` the per-seed differences of that margin minus `baseline` (LPS when present)
+    under the same objective."""
+    context: str  # the settings the groups share, as text ("" when none vary)
+    objectives: list[str]
+    margins: list[str]
+    cells: dict[tuple[str, str], Row]
+    baseline: str
+    paired: dict[tuple[str, str], tuple[list[int], Cells]]
+
+
+def _first_config(g: Group, key: str, default: str) -> str:
+    return str(g.runs[0].config.get(key, default)) if g.runs else default
+
+
+def margin_tables(rows: list[Row], columns: list[str]) -> list[MarginTable]:
+    """One `MarginTable` per set of groups whose settings vary `reweight.margin`, agree apart from
+    MARGIN_KEYS, and hold at least two margins of one objective: the sweep `--grid objective=… --grid
+    reweight.margin=…`. A set where two groups have the same objective and margin (e.g. two γ) gives none."""
+    sets: dict[str, list[Row]] = {}
+    for r in rows:
+        if "reweight.margin" not in dict(r.group.settings):
+            continue
+        rest = tuple((k, v) for k, v in r.group.settings if k not in MARGIN_KEYS)
+        sets.setdefault(", ".join(f"{k}={v}" for k, v in rest), []).append(r)
+    tables = []
+    for context, rs in sets.items():
+        cells: dict[tuple[str, str], Row] = {}
+        for r in rs:
+            key = (_first_config(r.group, "objective", "at"), _first_config(r.group, "reweight.margin", "none"))
+            if key in cells:  # two groups for one cell (e.g. two γ): not one table
+                cells = {}
+                break
+            cells[key] = r
+        objectives = sorted({o for o, _ in cells}, key=lambda o: (OBJECTIVE_ORDER + [o]).index(o))
+        margins = sorted({m for _, m in cells}, key=lambda m: (MARGIN_ORDER + [m]).index(m))
+        if not any(sum((o, m) in cells for m in margins) >= 2 for o in objectives):
+            continue
+        reweighted = [m for m in margins if m != "none"]
+        baseline = "lps" if "lps" in margins else (reweighted or margins)[0]
+        paired = {}
+        for o in objectives:
+            base = cells.get((o, baseline))
+            for m in margins:
+                if base is not None and m != baseline and (o, m) in cells:
+                    seeds, diff = paired_cells(cells[o, m].group, base.group, columns)
+                    if seeds:
+                        paired[o, m] = (seeds, diff)
+        tables.append(MarginTable(context, objectives, margins, cells, baseline, paired))
+    return tables

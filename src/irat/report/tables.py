@@ -11,7 +11,7 @@ import numpy as np
 
 from .collect import Group, fmt_value
 from .epochs import EXCLUDE_LABELS, Ablation, Curve, excluded_per_epoch
-from .stats import Cells, PairedRow, Row, paired_cells, robust_column
+from .stats import Cells, MarginTable, PairedRow, Row, paired_cells, robust_column
 
 COLUMN_NAMES = {"nat": "NAT", "fgsm": "FGSM", "pgd20": "PGD-20", "pgd100": "PGD-100", "cw": "CW", "apgd": "APGD",
                 "apgd-ce": "APGD", "apgd_ce": "APGD", "aa": "AA", "autoattack": "AA", "worst": "worst"}
@@ -208,3 +208,82 @@ def ablation_table(ab: Ablation, rows: list[Row], columns: list[str]) -> str:
                            lambda c, m, sd: f"{m:.1f} ± {sd:.1f}")
         body.append(out)
     return _md_table(head, 1, body)
+
+
+OBJECTIVE_NAMES = {"at": "AT", "trades": "TRADES", "mart": "MART"}
+MARGIN_NAMES = {"none": "none", "lps": "LPS", "pm_nat": "PM_nat", "pm_adv": "PM_adv", "pm_dif": "PM_dif",
+                "cl_pm": "CL-PM"}
+_MARGIN_TEX = {"pm_nat": r"PM$_\mathrm{nat}$", "pm_adv": r"PM$_\mathrm{adv}$", "pm_dif": r"PM$_\mathrm{dif}$"}
+
+
+def _margin_cells(t: MarginTable) -> list[tuple[str, str]]:
+    """The table's columns in order: objective groups, margins within them (cells that exist)."""
+    return [(o, m) for o in t.objectives for m in t.margins if (o, m) in t.cells]
+
+
+def _margin_best(t: MarginTable, column: str) -> dict[str, float]:
+    """Per objective, the best mean of `column` over its margins (bold in the table, as in the paper)."""
+    out = {}
+    for o in t.objectives:
+        vals = [t.cells[o, m].cells[column][0] for m in t.margins
+                if (o, m) in t.cells and column in t.cells[o, m].cells]
+        if len(vals) > 1:
+            out[o] = max(vals)
+    return out
+
+
+def margin_markdown(t: MarginTable, columns: list[str]) -> str:
+    """MAIL Table 1's layout: objectives as column groups, margins as columns, one row per attack (mean ± std
+    over seeds, the best margin of each objective in bold), a row of seeds; then the per-seed differences
+    of each margin to the baseline margin under the same objective."""
+    cols = _margin_cells(t)
+    head = ["accuracy (%)"] + [f"{OBJECTIVE_NAMES.get(o, o)} · {MARGIN_NAMES.get(m, m)}" for o, m in cols]
+    body = [["seeds"] + [str(t.cells[c].n) for c in cols]]
+    for a in columns:
+        best = _margin_best(t, a)
+
+        def fmt(c: str, m: float, sd: float, o: str = "") -> str:
+            return f"**{_pm(m, sd)}**" if best.get(o) == m else _pm(m, sd)
+
+        body.append([column_title(a)] + [_cell_texts(t.cells[o, m].cells, [a], t.cells[o, m].n,
+                                                     lambda c, mean, sd, o=o: fmt(c, mean, sd, o))[0]
+                                         for o, m in cols])
+    out = _md_table(head, 1, body)
+    if t.paired:
+        head = ["objective", f"margin − {MARGIN_NAMES.get(t.baseline, t.baseline)}", "seeds",
+                *[column_title(c) for c in columns]]
+        rows = [[OBJECTIVE_NAMES.get(o, o), MARGIN_NAMES.get(m, m), ",".join(map(str, seeds)),
+                 *_cell_texts(cells, columns, len(seeds), lambda c, mean, sd: f"{mean:+.2f} ± {sd:.2f}")]
+                for (o, m), (seeds, cells) in t.paired.items()]
+        out += "\n" + _md_table(head, 2, rows)
+    return out
+
+
+def margin_latex(t: MarginTable, columns: list[str], caption: str) -> str:
+    """`margin_markdown`'s first table as LaTeX (booktabs): \\multicolumn objective groups over the margins."""
+    cols = _margin_cells(t)
+    groups = [(o, sum(1 for c in cols if c[0] == o)) for o in t.objectives if any(c[0] == o for c in cols)]
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex(caption)}}}",
+             rf"\begin{{tabular}}{{l{'c' * len(cols)}}}", r"\toprule",
+             " & ".join([""] + [rf"\multicolumn{{{n}}}{{c}}{{{_tex(OBJECTIVE_NAMES.get(o, o))}}}" for o, n in groups])
+             + r" \\"]
+    start, rules = 2, []
+    for _, n in groups:
+        rules.append(rf"\cmidrule(lr){{{start}-{start + n - 1}}}")
+        start += n
+    lines += [" ".join(rules), " & ".join([""] + [_MARGIN_TEX.get(m, _tex(MARGIN_NAMES.get(m, m))) for _, m in cols])
+              + r" \\", r"\midrule"]
+    for a in columns:
+        best = _margin_best(t, a)
+        out = [_tex(column_title(a))]
+        for o, m in cols:
+            cell = t.cells[o, m].cells.get(a)
+            if cell is None:
+                out.append("--")
+                continue
+            mean, sd, _ = cell
+            bold = rf"\mathbf{{{mean:.2f}}}" if best.get(o) == mean else f"{mean:.2f}"
+            out.append(rf"${bold} \pm {sd:.2f}$")
+        lines.append(" & ".join(out) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
