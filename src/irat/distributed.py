@@ -41,6 +41,25 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def all_reduce_into(t: torch.Tensor, op: str, device: torch.device) -> torch.Tensor:
+    """`t` reduced over the ranks with "sum", "max" or "min", computed on `device` (NCCL wants this rank's GPU,
+    gloo the CPU) and returned where `t` was; `t` itself with one process."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return t
+    work = t.to(device, copy=True)
+    dist.all_reduce(work, op={"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}[op])
+    return work.to(t.device)
+
+
+def all_gather_lists(items: list) -> list:
+    """Every rank's list, concatenated in rank order (`items` with one process)."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return list(items)
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, list(items))
+    return [x for part in parts for x in part]
+
+
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()

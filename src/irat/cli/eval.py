@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..distributed import is_main
 from ..errors import ConfigError
 from ..evaluation import (ATTACKS, DEFAULT_ATTACKS, PROTOCOLS, check_eps, check_positive_int, check_threshold,
                           evaluate_checkpoint, evaluate_run, flag_lines, parse_attacks, parse_limits)
@@ -15,7 +16,9 @@ def register(subparsers: Any) -> None:
     e = subparsers.add_parser("eval",
                               help="evaluate a checkpoint under attacks (per-example worst case, sanity checks)",
                               description="Evaluate a checkpoint on its test split in eval mode; writes eval.json, "
-                                          "eval.md and eval_examples.json (default: in the run directory).")
+                                          "eval.md and eval_examples.json (default: in the run directory). Under "
+                                          "`torchrun --nproc_per_node=N -m irat eval …` every attack's batches are "
+                                          "shared over the N processes, with the same results as one.")
     e.add_argument("checkpoint", help="a checkpoint (.pt or exported .safetensors), or a run directory: every kept "
                    "checkpoint (checkpoints/epoch-NNN.pt) into epoch-NNN.eval.json beside it")
     e.add_argument("--attacks", default=",".join(DEFAULT_ATTACKS),
@@ -76,10 +79,12 @@ def _cmd_eval(args: Any) -> int:
         results = evaluate_run(args.checkpoint, **kwargs)
     else:
         results = [evaluate_checkpoint(args.checkpoint, **kwargs)]
-    for result in results:
-        print(result.markdown(), end="")
-        for line in flag_lines(result.flags):
-            print(f"irat eval: warning: {line}", file=sys.stderr)
-        print(f"written: {result.paths['json']} (+ {result.paths['markdown'].name}, {result.paths['examples'].name})")
+    if is_main():  # under torchrun every rank computed its share; rank 0 reports
+        for result in results:  # a run directory: each kept checkpoint's table, warnings and files
+            print(result.markdown(), end="")
+            for line in flag_lines(result.flags):
+                print(f"irat eval: warning: {line}", file=sys.stderr)
+            print(f"written: {result.paths['json']} (+ {result.paths['markdown'].name}, "
+                  f"{result.paths['examples'].name})")
     return 0
 

@@ -2,8 +2,14 @@
 `quick_accuracy` (the trainer's validation).
 
 The attacks run in a fixed order: nat, the cheap ones as given, then the expensive ones as given.
-Each attack draws its random start from its own generator (the seed, `seeds.EVAL_ATTACK` and its
-position), so reusing the head of an earlier run leaves the rest unchanged.
+Each attack cuts the examples it is due for into batches in data-set order, and each batch draws its
+random start from its own generator (the seed, `seeds.EVAL_ATTACK`, the attack's position and the
+batch's index), so reusing the head of an earlier run leaves the rest unchanged, and a batch's result
+does not depend on which process ran it.
+
+Under `torchrun` (or any initialized process group) the batches of every attack, AutoAttack included,
+are dealt round-robin over the ranks; after each attack the ranks exchange their per-example codes, so
+the cascade and the worst case see every example, and rank 0 writes the same eval.json as one process.
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ from ..attacks.registry import ATTACKS
 from ..checkpoint import check_data_matches, load_checkpoint
 from ..data.datasets import load_dataset
 from ..data.loader import eval_batches
-from ..distributed import local_device, rank_world
+from ..distributed import all_gather_lists, all_reduce_into, barrier, init_from_env, is_main, local_device, rank_world
 from ..errors import ConfigError, IratError
 from ..files import sha256_file
 from ..runs import RunDir, checkpoint_weights, model_from_checkpoint
@@ -147,6 +153,7 @@ def evaluate_checkpoint(path: str | Path, attacks: str | Sequence[str] | None = 
     model, cfg = model_from_checkpoint(ckpt, path, weights)
     used = checkpoint_weights(ckpt, weights)[1]
     dev = local_device(device)
+    init_from_env(dev)  # under torchrun: join the process group, and shard every attack's batches over it
     model = model.to(dev).eval()
     if eps is not None:
         eps_source = "--eps"
@@ -172,7 +179,9 @@ def evaluate_checkpoint(path: str | Path, attacks: str | Sequence[str] | None = 
     result = run_evaluation(model, x, y, total, {"name": cfg.data.name, "split": "test"}, settings,
                             eps_source=eps_source, device=dev, reuse=previous, progress=progress, source=source)
     if save:
-        result.save(out_path)
+        if is_main():
+            result.save(out_path)
+        barrier()  # every rank returns once the files are written
     return result
 
 
@@ -199,7 +208,7 @@ def run_evaluation(model: nn.Module, x: Tensor, y: Tensor, total: int, data: dic
     examples (x, y) of `total`: every attack, the per-example worst case, the sanity flags.
     `source` (checkpoint, method, model, training ε) ends the report."""
     n = int(x.shape[0])
-    log = _Progress(progress)
+    log = _Progress(progress and is_main())
     with _weights_layout(model, settings.channels_last):
         started = time.perf_counter()
         with torch.no_grad():
@@ -241,6 +250,7 @@ def run_evaluation(model: nn.Module, x: Tensor, y: Tensor, total: int, data: dic
         "seed": settings.seed,
         "batch_size": settings.batch_size,
         "device": str(device),
+        "processes": rank_world()[1],
         "channels_last": settings.channels_last,
         "seconds": round(time.perf_counter() - started, 3),
         **(source or {}),
@@ -279,11 +289,14 @@ def _run_attack(model: nn.Module, x: Tensor, y: Tensor, a: str, pos: int, out: O
     else:
         todo, mode = todo & (out.codes["nat"] == ROBUST), "standalone"
     idx_all = todo.nonzero().flatten()
-    g = seeds.generator(device, settings.seed, seeds.EVAL_ATTACK, pos)
-    linf = 0.0
+    rank, world = rank_world()
+    linf, lo, hi = 0.0, float("inf"), float("-inf")
     pkg_warnings: list[str] = []
-    for s in range(0, idx_all.numel(), batch_size):
+    for b, s in enumerate(range(0, idx_all.numel(), batch_size)):
+        if b % world != rank:  # sharded: this batch is another rank's
+            continue
         idx = idx_all[s:s + batch_size]
+        g = seeds.generator(device, settings.seed, seeds.EVAL_ATTACK, pos, b)
         xb, yb = float_batch(x, idx, device), y[idx.to(y.device)].to(device)
         x_adv = spec.run(model, xb, yb, settings.eps, g, overrides=settings.protocol.overrides.get(a),
                          seed=settings.seed, verbose=settings.verbose, num_classes=num_classes,
@@ -292,13 +305,20 @@ def _run_attack(model: nn.Module, x: Tensor, y: Tensor, a: str, pos: int, out: O
         code[idx] = torch.where(ok, ROBUST, BROKEN).to(torch.int8)
         if spec.expensive and idx_all.numel() > batch_size:
             log(f"{a:>8}: {min(s + batch_size, idx_all.numel())}/{idx_all.numel()} attacked "
-                f"({time.perf_counter() - t0:.0f} s)")
+                f"({time.perf_counter() - t0:.0f} s)" + (f" [rank {rank} of {world}]" if world > 1 else ""))
         if a != "nat":
             linf = max(linf, float((x_adv - xb).abs().flatten(1).amax(1).max()))
-            out.widen_box(float(x_adv.min()), float(x_adv.max()))
+            lo, hi = min(lo, float(x_adv.min())), max(hi, float(x_adv.max()))
+    if world > 1:  # every rank gets every example's code (NOT_RUN < BROKEN < ROBUST: one rank ran each)
+        code = all_reduce_into(code.int(), "max", device).to(torch.int8)
+        linf, neg_lo, hi = all_reduce_into(torch.tensor([linf, -lo, hi], dtype=torch.float64), "max", device).tolist()
+        lo = -neg_lo
+        pkg_warnings = list(dict.fromkeys(all_gather_lists(pkg_warnings)))
     out.codes[a] = code
     if a != "nat":
         out.max_linf[a] = linf
+        if lo <= hi:
+            out.widen_box(lo, hi)
     robust = int((code[:out.coverage[a]] == ROBUST).sum())
     out.meta[a] = {"mode": mode, "n_examples": out.coverage[a], "n_attacked": int(idx_all.numel()), "robust": robust,
                    "accuracy": 100.0 * robust / out.coverage[a], "seconds": round(time.perf_counter() - t0, 3)}
