@@ -195,17 +195,17 @@ def test_confused_label_ablation_figure_and_table(tmp_path: Path, kept: bool) ->
     assert "figures/confused_label_ablation_clirat.png" in md
     assert (res.epochs_csv is not None) == kept and ("accuracy_over_epochs" in res.figure_objects) == kept
     table = md[md.index("### Confused-label ablation (CLIRAT Fig. 1B): clirat"):].split("\n\n")[2].splitlines()
-    assert table[0] == ("| variant | seeds | NAT | PGD-20 | Δ PGD-20 vs all (paired) | "
+    assert table[0] == ("| variant | seeds | NAT | PGD-20 | paired seeds | Δ NAT vs all | Δ PGD-20 vs all | "
                         "excluded / epoch after burn-in |")
     for vi, label in enumerate(labels):
         nat, pgd = (_mean_std(_final(vi, 0)[k], _final(vi, 1)[k]) for k in ("nat", "pgd20"))
         # per seed: the mean over epochs 3..5, then mean ± std over the two seeds
         ex = _mean_std(*(sum(_excluded(vi, s, e) for e in (3, 4, 5)) / 3 for s in SEEDS))
-        delta = "–" if vi == 0 else "{:+.2f} ± {:.2f}".format(*_mean_std(*(
-            _final(vi, s)["pgd20"] - _final(0, s)["pgd20"] for s in SEEDS)))
+        deltas = ["–", "–"] if vi == 0 else ["{:+.2f} ± {:.2f}".format(*_mean_std(*(
+            _final(vi, s)[k] - _final(0, s)[k] for s in SEEDS))) for k in ("nat", "pgd20")]
         assert table[2 + vi] == (f"| {label} | 2 | {nat[0]:.2f} ± {nat[1]:.2f} | {pgd[0]:.2f} ± {pgd[1]:.2f} | "
-                                 f"{delta} | {ex[0]:.1f} ± {ex[1]:.1f} |")
-    assert table[3].endswith("| -2.00 ± 0.00 | 143.5 ± 4.9 |")  # single: 100 + 10·4 + 7·s on average, by hand
+                                 f"{'–' if vi == 0 else '0,1'} | {' | '.join(deltas)} | {ex[0]:.1f} ± {ex[1]:.1f} |")
+    assert table[3].endswith("| -1.00 ± 0.00 | -2.00 ± 0.00 | 143.5 ± 4.9 |")  # single: 100 + 10·4 + 7·s, by hand
 
 
 def test_no_per_epoch_parts_without_kept_evaluations_or_exclude_variants(tmp_path: Path) -> None:

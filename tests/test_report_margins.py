@@ -104,3 +104,24 @@ def test_no_table1_without_a_margin_sweep_or_with_two_cells_in_one(tmp_path: Pat
         _run(only_at / "d" / f"seed{s}", "trades", "pm_adv", s, _acc(1, 2, s))
     res = build_report([only_at], tmp_path / "b.md", analysis_examples=0)
     assert res.margin_tables == [] and not (tmp_path / "b_margins.tex").exists()
+
+
+def test_a_seed_stuck_before_reweighting_is_left_out_of_the_paired_differences(tmp_path: Path) -> None:
+    """Seed 3 stays at the constant classifier in the shared part of training (flagged `"stuck": true` at
+    epoch 2, before reweighting starts at epoch 11): its pairs carry a zero difference, not an effect, so
+    the paired table leaves it out and says so; the means over seeds keep it."""
+    _grid(tmp_path / "runs")
+    for oi, o in enumerate(OBJECTIVES):
+        for m in MARGINS:
+            d = tmp_path / "runs" / "custom" / f"objective={o}" / f"reweight.margin={m}" / "seed3"
+            _run(d, o, m, 3, {"nat": 10.0, "pgd20": 10.0, "aa": 10.0})
+            (d / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "train_acc": 10.1, "loss": 2.30}) + "\n"
+                                             + json.dumps({"epoch": 2, "train_acc": 9.9, "loss": 2.30, "stuck": True})
+                                             + "\n")
+    res = build_report([tmp_path / "runs"], tmp_path / "r.md", analysis_examples=0)
+    (t,) = res.margin_tables
+    seeds, cells, stuck = t.paired["at", "pm_adv"]
+    assert (seeds, stuck) == ([1, 2], [3])
+    assert cells["aa"][:2] == (6.0, 0.0)  # the two learning seeds' differences only, not (6 + 6 + 0) / 3
+    assert t.cells["at", "pm_adv"].n == 3  # the mean over seeds keeps the stuck run
+    assert "| AT | PM_adv | 1,2 (3 stuck, left out) | " in res.markdown.read_text()

@@ -223,7 +223,8 @@ def burn_in_distributions(items: Mapping[str, Mapping[str, Any]], path: str | Pa
         ax_w.set_ylabel("fraction of training examples")
         ax_w.set_title(f"ω before / after burn-in — {label}")
         for ax in (ax_m, ax_w):
-            ax.legend(fontsize="small")
+            if ax.get_legend_handles_labels()[0]:  # a run whose metrics have no histograms draws none
+                ax.legend(fontsize="small")
     return _finish(fig, path)
 
 

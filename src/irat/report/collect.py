@@ -71,6 +71,12 @@ class Run:
         return int(self.config.get("seed", 0))
 
     @property
+    def stuck(self) -> bool:
+        """Flagged at the constant classifier (`"stuck": true` in metrics.jsonl, written at epoch 2) before its
+        reweighting began, i.e. in the part of training that every variant of this seed shares."""
+        return any(m.get("stuck") and int(m.get("epoch", 0)) < self.burn_in_end for m in self.metrics)
+
+    @property
     def checkpoint(self) -> Path:
         return RunDir(self.path).last
 

@@ -3,7 +3,7 @@ between a reweighted method and its baseline."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -79,8 +79,9 @@ def paired_baselines(method: str) -> list[str]:
 class PairedRow:
     group: Group
     baseline: Group
-    seeds: list[int]  # seeds both groups have evaluated
+    seeds: list[int]  # seeds both groups have evaluated, neither stuck
     cells: Cells  # of the per-seed differences
+    stuck: list[int] = field(default_factory=list)  # seeds left out: a run stuck before reweighting (`Run.stuck`)
 
 
 def paired_rows(groups: list[Group], columns: list[str]) -> list[PairedRow]:
@@ -94,17 +95,22 @@ def paired_rows(groups: list[Group], columns: list[str]) -> list[PairedRow]:
             b = by_key.get((base, g.settings_text))
             if b is None:
                 continue
-            seeds, cells = paired_cells(g, b, columns)
-            if seeds:
-                rows.append(PairedRow(g, b, seeds, cells))
+            seeds, cells, stuck = paired_cells(g, b, columns)
+            if seeds or stuck:
+                rows.append(PairedRow(g, b, seeds, cells, stuck))
     return rows
 
 
-def paired_cells(g: Group, b: Group, columns: list[str]) -> tuple[list[int], Cells]:
-    """The seeds both groups have evaluated and, per column, mean ± std of the differences g − b."""
+def paired_cells(g: Group, b: Group, columns: list[str]) -> tuple[list[int], Cells, list[int]]:
+    """The seeds both groups have evaluated, per column mean ± std of the differences g − b over them, and
+    the seeds left out because a run of the pair was stuck at the constant classifier before its
+    reweighting began (`Run.stuck`): on one machine both runs of a seed train identically until then, so
+    such a pair carries no effect of the reweighting, only a zero that dilutes it."""
     mine = {r.seed: r.eval["accuracy"] for r in g.runs if r.eval and "accuracy" in r.eval}
     theirs = {r.seed: r.eval["accuracy"] for r in b.runs if r.eval and "accuracy" in r.eval}
-    seeds = sorted(set(mine) & set(theirs))
+    stuck_seeds = {r.seed for r in g.runs + b.runs if r.stuck}
+    both = set(mine) & set(theirs)
+    seeds, stuck = sorted(both - stuck_seeds), sorted(both & stuck_seeds)
     cells = {}
     for c in columns:
         # the worst case is comparable only over the same attacks
@@ -113,7 +119,7 @@ def paired_cells(g: Group, b: Group, columns: list[str]) -> tuple[list[int], Cel
                  and (c != "worst" or set(mine[s]) == set(theirs[s]))]
         if diffs:
             cells[c] = (*mean_std(diffs), len(diffs))
-    return seeds, cells
+    return seeds, cells, stuck
 
 
 OBJECTIVE_ORDER = ["at", "mart", "trades"]  # MAIL Table 1's column groups, in the paper's order
@@ -132,7 +138,7 @@ class MarginTable:
     margins: list[str]
     cells: dict[tuple[str, str], Row]
     baseline: str
-    paired: dict[tuple[str, str], tuple[list[int], Cells]]
+    paired: dict[tuple[str, str], tuple[list[int], Cells, list[int]]]  # seeds, differences, stuck seeds
 
 
 def _first_config(g: Group, key: str, default: str) -> str:
@@ -169,8 +175,8 @@ def margin_tables(rows: list[Row], columns: list[str]) -> list[MarginTable]:
             base = cells.get((o, baseline))
             for m in margins:
                 if base is not None and m != baseline and (o, m) in cells:
-                    seeds, diff = paired_cells(cells[o, m].group, base.group, columns)
-                    if seeds:
-                        paired[o, m] = (seeds, diff)
+                    seeds, diff, stuck = paired_cells(cells[o, m].group, base.group, columns)
+                    if seeds or stuck:
+                        paired[o, m] = (seeds, diff, stuck)
         tables.append(MarginTable(context, objectives, margins, cells, baseline, paired))
     return tables

@@ -11,7 +11,7 @@ import numpy as np
 
 from .collect import Group, fmt_value
 from .epochs import EXCLUDE_LABELS, Ablation, Curve, excluded_per_epoch
-from .stats import Cells, MarginTable, PairedRow, Row, paired_cells, robust_column
+from .stats import Cells, MarginTable, PairedRow, Row, paired_cells
 
 COLUMN_NAMES = {"nat": "NAT", "fgsm": "FGSM", "pgd20": "PGD-20", "pgd100": "PGD-100", "cw": "CW", "apgd": "APGD",
                 "apgd-ce": "APGD", "apgd_ce": "APGD", "aa": "AA", "autoattack": "AA", "worst": "worst"}
@@ -49,6 +49,11 @@ def _cell_texts(cells: Cells, columns: list[str], n: int, fmt: Callable[[str, fl
         m, sd, k = cells[c]
         out.append(fmt(c, m, sd) if k == n else f"{fmt(c, m, sd)} (n={k})")
     return out
+
+
+def seeds_text(seeds: list[int], stuck: list[int]) -> str:
+    """The seeds of a paired difference, and those left out as stuck at the constant classifier."""
+    return ",".join(map(str, seeds)) + (f" ({','.join(map(str, stuck))} stuck, left out)" if stuck else "")
 
 
 def markdown_table(rows: list[Row], columns: list[str]) -> str:
@@ -136,7 +141,7 @@ def paired_table(rows: list[PairedRow], columns: list[str]) -> str:
     head = ["method − baseline"] + (["settings"] if with_settings else []) + ["seeds"] + \
         [column_title(c) for c in columns]
     body = [[f"{r.group.method} − {r.baseline.method}"] + ([r.group.settings_text] if with_settings else [])
-            + [",".join(map(str, r.seeds))]
+            + [seeds_text(r.seeds, r.stuck)]
             + _cell_texts(r.cells, columns, len(r.seeds), lambda c, m, sd: f"{m:+.2f} ± {sd:.2f}") for r in rows]
     return _md_table(head, 1 + with_settings, body)
 
@@ -185,24 +190,24 @@ def epochs_csv(curves: dict[str, dict[str, Curve]]) -> str:
 
 def ablation_table(ab: Ablation, rows: list[Row], columns: list[str]) -> str:
     """CLIRAT Fig. 1B as a table: per exclude variant, the final accuracy (eval.json) mean ± std over seeds,
-    the robust accuracy's difference to "all" paired by seed, and the examples excluded per epoch after
-    the burn-in (mean ± std over seeds)."""
+    each accuracy's difference to "all" paired by seed (stuck seeds left out, see `paired_cells`), and the
+    examples excluded per epoch after the burn-in (mean ± std over seeds)."""
     row_of = {id(r.group): r for r in rows}
     variant_rows = {x: row_of.get(id(g)) for x, g in ab.variants.items()}
     cols = [c for c in columns if any(r and c in r.cells for r in variant_rows.values())]
-    robust = robust_column(cols)
     base = ab.variants.get("none")
     head = ["variant", "seeds", *[column_title(c) for c in cols]]
-    head += [f"Δ {column_title(robust)} vs all (paired)"] if robust and base else []
+    head += ["paired seeds", *[f"Δ {column_title(c)} vs all" for c in cols]] if base else []
     head += ["excluded / epoch after burn-in"]
     body = []
     for x, g in ab.variants.items():
         r = variant_rows[x]
         n = r.n if r else 0
         out = [EXCLUDE_LABELS.get(x, x), str(n), *_cell_texts(r.cells if r else {}, cols, n, lambda c, m, sd: _pm(m, sd))]
-        if robust and base:
-            seeds, cells = paired_cells(g, base, [robust]) if g is not base else ([], {})
-            out += _cell_texts(cells, [robust], len(seeds), lambda c, m, sd: f"{m:+.2f} ± {sd:.2f}")
+        if base:
+            seeds, cells, stuck = paired_cells(g, base, cols) if g is not base else ([], {}, [])
+            out += [seeds_text(seeds, stuck) or "–",
+                    *_cell_texts(cells, cols, len(seeds), lambda c, m, sd: f"{m:+.2f} ± {sd:.2f}")]
         ex = excluded_per_epoch(g)
         out += _cell_texts({"excluded": ex} if ex[2] else {}, ["excluded"], len(g.runs),
                            lambda c, m, sd: f"{m:.1f} ± {sd:.1f}")
@@ -252,9 +257,9 @@ def margin_markdown(t: MarginTable, columns: list[str]) -> str:
     if t.paired:
         head = ["objective", f"margin − {MARGIN_NAMES.get(t.baseline, t.baseline)}", "seeds",
                 *[column_title(c) for c in columns]]
-        rows = [[OBJECTIVE_NAMES.get(o, o), MARGIN_NAMES.get(m, m), ",".join(map(str, seeds)),
+        rows = [[OBJECTIVE_NAMES.get(o, o), MARGIN_NAMES.get(m, m), seeds_text(seeds, stuck),
                  *_cell_texts(cells, columns, len(seeds), lambda c, mean, sd: f"{mean:+.2f} ± {sd:.2f}")]
-                for (o, m), (seeds, cells) in t.paired.items()]
+                for (o, m), (seeds, cells, stuck) in t.paired.items()]
         out += "\n" + _md_table(head, 2, rows)
     return out
 
