@@ -109,7 +109,7 @@ def test_no_table1_without_a_margin_sweep_or_with_two_cells_in_one(tmp_path: Pat
 def test_a_seed_stuck_before_reweighting_is_left_out_of_the_paired_differences(tmp_path: Path) -> None:
     """Seed 3 stays at the constant classifier in the shared part of training (flagged `"stuck": true` at
     epoch 2, before reweighting starts at epoch 11): its pairs carry a zero difference, not an effect, so
-    the paired table leaves it out and says so; the means over seeds keep it."""
+    the paired table and the margin table leave it out and say so; the long table keeps it."""
     _grid(tmp_path / "runs")
     for oi, o in enumerate(OBJECTIVES):
         for m in MARGINS:
@@ -123,5 +123,11 @@ def test_a_seed_stuck_before_reweighting_is_left_out_of_the_paired_differences(t
     seeds, cells, stuck = t.paired["at", "pm_adv"]
     assert (seeds, stuck) == ([1, 2], [3])
     assert cells["aa"][:2] == (6.0, 0.0)  # the two learning seeds' differences only, not (6 + 6 + 0) / 3
-    assert t.cells["at", "pm_adv"].n == 3  # the mean over seeds keeps the stuck run
-    assert "| AT | PM_adv | 1,2 (3 stuck, left out) | " in res.markdown.read_text()
+    # the margin table compares the runs that trained; the long table keeps every run
+    assert t.cells["at", "pm_adv"].n == 2 and t.stuck["at", "pm_adv"] == 1
+    assert t.cells["at", "pm_adv"].cells["aa"][0] == (_acc(0, 2, 1)["aa"] + _acc(0, 2, 2)["aa"]) / 2
+    long_row = next(r for r in res.rows if r.group.setting("objective") == "at"
+                    and r.group.setting("reweight.margin") == "pm_adv")
+    assert long_row.n == 3 and long_row.cells["aa"][2] == 3
+    md = res.markdown.read_text()
+    assert "| AT | PM_adv | 1,2 (3 stuck, left out) | " in md and "| seeds | 2 (+1 stuck) | " in md

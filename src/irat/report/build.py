@@ -133,7 +133,9 @@ def _margins_markdown(tables: list[MarginTable], columns: list[str], latex: Path
     for t in tables:
         md += [f"### By objective and margin (MAIL Table 1){f': {t.context}' if t.context else ''}", "",
                "Objectives as column groups, margins as columns, attacks as rows: accuracy (%) mean ± std over seeds, "
-               "the best margin of each objective in bold. Below, each margin minus "
+               "the best margin of each objective in bold; runs stuck at the constant classifier before reweighting "
+               "began are left out here (counted in the seeds row) and kept in the long table. Below, each margin "
+               "minus "
                f"{t.baseline} under the same objective, paired by seed (points)."
                + (f" LaTeX: [{latex.name}]({latex.name})." if latex else ""), "", margin_markdown(t, columns)]
     return md

@@ -132,13 +132,15 @@ class MarginTable:
     """MAIL Table 1's layout for a set of groups that differ only in their objective and margin (and what
     those bring: the weighting, γ, β, the trade-off): `cells[objective, margin]` is that group's row;
     `paired[objective, margin]` the per-seed differences of that margin minus `baseline` (LPS when present)
-    under the same objective."""
+    under the same objective. Runs stuck at the constant classifier before reweighting are left out of
+    both (`stuck` counts them per cell)."""
     context: str  # the settings the groups share, as text ("" when none vary)
     objectives: list[str]
     margins: list[str]
     cells: dict[tuple[str, str], Row]
     baseline: str
     paired: dict[tuple[str, str], tuple[list[int], Cells, list[int]]]  # seeds, differences, stuck seeds
+    stuck: dict[tuple[str, str], int] = field(default_factory=dict)  # runs per cell left out as stuck
 
 
 def _first_config(g: Group, key: str, default: str) -> str:
@@ -164,6 +166,13 @@ def margin_tables(rows: list[Row], columns: list[str]) -> list[MarginTable]:
                 cells = {}
                 break
             cells[key] = r
+        n_stuck = {k: sum(run.stuck for run in r.group.runs) for k, r in cells.items()}
+        groups = {k: r.group for k, r in cells.items()}  # every run: the paired differences say which they leave out
+        # the margins are compared on the runs that trained: one stuck at the constant classifier before its
+        # reweighting began (`Run.stuck`) says nothing about its margin (the long table keeps every run)
+        cells = {k: table_rows([Group(r.group.method, r.group.settings,
+                                      [run for run in r.group.runs if not run.stuck])], columns)[0]
+                 if n_stuck[k] else r for k, r in cells.items()}
         objectives = sorted({o for o, _ in cells}, key=lambda o: (OBJECTIVE_ORDER + [o]).index(o))
         margins = sorted({m for _, m in cells}, key=lambda m: (MARGIN_ORDER + [m]).index(m))
         if not any(sum((o, m) in cells for m in margins) >= 2 for o in objectives):
@@ -175,8 +184,8 @@ def margin_tables(rows: list[Row], columns: list[str]) -> list[MarginTable]:
             base = cells.get((o, baseline))
             for m in margins:
                 if base is not None and m != baseline and (o, m) in cells:
-                    seeds, diff, stuck = paired_cells(cells[o, m].group, base.group, columns)
+                    seeds, diff, stuck = paired_cells(groups[o, m], groups[o, baseline], columns)
                     if seeds or stuck:
                         paired[o, m] = (seeds, diff, stuck)
-        tables.append(MarginTable(context, objectives, margins, cells, baseline, paired))
+        tables.append(MarginTable(context, objectives, margins, cells, baseline, paired, n_stuck))
     return tables

@@ -243,7 +243,7 @@ def margin_markdown(t: MarginTable, columns: list[str]) -> str:
     of each margin to the baseline margin under the same objective."""
     cols = _margin_cells(t)
     head = ["accuracy (%)"] + [f"{OBJECTIVE_NAMES.get(o, o)} · {MARGIN_NAMES.get(m, m)}" for o, m in cols]
-    body = [["seeds"] + [str(t.cells[c].n) for c in cols]]
+    body = [["seeds"] + [str(t.cells[c].n) + (f" (+{t.stuck[c]} stuck)" if t.stuck.get(c) else "") for c in cols]]
     for a in columns:
         best = _margin_best(t, a)
 
