@@ -104,6 +104,11 @@ def _markdown(dirs: list[str | Path], runs: list[Run], groups: list[Group], rows
     notes = attack_notes(groups, columns)
     if notes:
         md += ["### Attacks and checkpoints", "", *notes, ""]
+    stuck = [str(r.path) for r in runs if r.stuck]
+    if stuck:
+        md += [f"Runs stuck at the constant classifier before reweighting began (`\"stuck\": true` in metrics.jsonl; "
+               f"in the means above, left out of the paired differences) ({len(stuck)}): "
+               + ", ".join(f"`{m}`" for m in stuck), ""]
     missing = [str(r.path) for r in runs if not r.eval]
     if missing:
         md += [f"Runs without eval.json ({len(missing)}): " + ", ".join(f"`{m}`" for m in missing[:20])
