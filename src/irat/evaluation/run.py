@@ -29,7 +29,8 @@ from ..attacks.registry import ATTACKS
 from ..checkpoint import check_data_matches, load_checkpoint
 from ..data.datasets import load_dataset
 from ..data.loader import eval_batches
-from ..distributed import all_gather_lists, all_reduce_into, barrier, init_from_env, is_main, local_device, rank_world
+from ..distributed import (all_gather_lists, all_reduce_into, barrier, init_from_env, is_main, local_device,
+                           rank_world)
 from ..errors import ConfigError, IratError
 from ..files import sha256_file
 from ..runs import RunDir, checkpoint_weights, model_from_checkpoint
