@@ -31,7 +31,7 @@ def _run(d: Path, objective: str, margin: str, seed: int, acc: dict[str, float],
                        + ([f"reweight.gamma={gamma}"] if gamma else [])).to_dict()
     (d / "config.yaml").write_text(yaml.safe_dump(cfg))
     attacks = {a: {"eps": 0.1, "n_examples": 1000} for a in acc}
-    (d / "eval.json").write_text(json.dumps({"accuracy": acc, "attacks": attacks,
+    (d / "eval.json").write_text(json.dumps({"accuracy": acc, "attacks": attacks, "data": {"num_classes": 10},
                                              "checkpoint": {"path": "checkpoints/last.pt", "epoch": 10}}))
 
 
@@ -107,9 +107,10 @@ def test_no_table1_without_a_margin_sweep_or_with_two_cells_in_one(tmp_path: Pat
 
 
 def test_a_seed_stuck_before_reweighting_is_left_out_of_the_paired_differences(tmp_path: Path) -> None:
-    """Seed 3 stays at the constant classifier in the shared part of training (flagged `"stuck": true` at
-    epoch 2, before reweighting starts at epoch 11): its pairs carry a zero difference, not an effect, so
-    the paired table and the margin table leave it out and say so; the long table keeps it."""
+    """Seed 3 is at the constant classifier when reweighting starts (epoch 11; its last epoch before: training
+    accuracy ≈ 10 %, loss ≈ ln 10): its pairs carry a zero difference, not an effect, so the paired table
+    and the margin table leave it out and say so; the long table keeps it. A run that was at the constant
+    classifier early (flagged at epoch 2) and left it before epoch 11 is not stuck."""
     _grid(tmp_path / "runs")
     for oi, o in enumerate(OBJECTIVES):
         for m in MARGINS:
@@ -117,7 +118,10 @@ def test_a_seed_stuck_before_reweighting_is_left_out_of_the_paired_differences(t
             _run(d, o, m, 3, {"nat": 10.0, "pgd20": 10.0, "aa": 10.0})
             (d / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "train_acc": 10.1, "loss": 2.30}) + "\n"
                                              + json.dumps({"epoch": 2, "train_acc": 9.9, "loss": 2.30, "stuck": True})
-                                             + "\n")
+                                             + "\n" + json.dumps({"epoch": 10, "train_acc": 11.9, "loss": 2.29}) + "\n")
+        d = tmp_path / "runs" / "custom" / f"objective={o}" / "reweight.margin=lps" / "seed1"  # early only: learns
+        (d / "metrics.jsonl").write_text(json.dumps({"epoch": 2, "train_acc": 9.9, "loss": 2.30, "stuck": True})
+                                         + "\n" + json.dumps({"epoch": 10, "train_acc": 40.0, "loss": 1.5}) + "\n")
     res = build_report([tmp_path / "runs"], tmp_path / "r.md", analysis_examples=0)
     (t,) = res.margin_tables
     seeds, cells, stuck = t.paired["at", "pm_adv"]

@@ -106,8 +106,9 @@ def _markdown(dirs: list[str | Path], runs: list[Run], groups: list[Group], rows
         md += ["### Attacks and checkpoints", "", *notes, ""]
     stuck = [str(r.path) for r in runs if r.stuck]
     if stuck:
-        md += [f"Runs stuck at the constant classifier before reweighting began (`\"stuck\": true` in metrics.jsonl; "
-               f"in the means above, left out of the paired differences) ({len(stuck)}): "
+        md += [f"Runs at the constant classifier when reweighting began (training accuracy ≈ 100/K and loss ≈ ln K "
+               f"in the epoch before, metrics.jsonl; in the means above, left out of the paired differences) "
+               f"({len(stuck)}): "
                + ", ".join(f"`{m}`" for m in stuck), ""]
     missing = [str(r.path) for r in runs if not r.eval]
     if missing:

@@ -12,6 +12,7 @@ from ..config import Config, OptimConfig, ReweightConfig
 from ..errors import IratError
 from ..methods import METHODS
 from ..runs import RunDir, read_eval
+from ..training.epochs import stuck_at_constant
 
 NOT_A_SETTING = {"seed", "device", "method", "data.root"}  # never split groups by these
 
@@ -72,9 +73,15 @@ class Run:
 
     @property
     def stuck(self) -> bool:
-        """Flagged at the constant classifier (`"stuck": true` in metrics.jsonl, written at epoch 2) before its
-        reweighting began, i.e. in the part of training that every variant of this seed shares."""
-        return any(m.get("stuck") and int(m.get("epoch", 0)) < self.burn_in_end for m in self.metrics)
+        """At the constant classifier when its reweighting began: the last epoch before it has training
+        accuracy ≈ 100/K and loss ≈ ln K (`stuck_at_constant`; K from eval.json). That part of training is
+        the same for every variant of this seed (on one machine), so such a run says nothing about the
+        variant. (The trainer's `"stuck": true` at epoch 2 is a warning; a run can still leave later.)"""
+        k = ((self.eval or {}).get("data") or {}).get("num_classes")
+        before = [m for m in self.metrics if int(m.get("epoch", 0)) < self.burn_in_end]
+        last = before[-1] if before else {}
+        return bool(k and "train_acc" in last and "loss" in last
+                    and stuck_at_constant(float(last["train_acc"]), float(last["loss"]), int(k)))
 
     @property
     def checkpoint(self) -> Path:
