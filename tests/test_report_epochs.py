@@ -216,3 +216,30 @@ def test_no_per_epoch_parts_without_kept_evaluations_or_exclude_variants(tmp_pat
     assert res.epochs_csv is None and not res.epochs and not res.ablations
     assert set(res.figure_objects) == {"training_curves", "burn_in_distributions", "confused_labels"}
     assert not (tmp_path / "r_epochs.csv").exists()
+
+
+def test_ablation_leaves_out_a_seed_at_the_constant_classifier(tmp_path: Path) -> None:
+    """Seed 2 is at the constant classifier when the exclusion begins (epoch 3; epoch 2: training accuracy
+    10 %, loss ln 10) in every variant: its curves, paired differences and excluded counts are left out,
+    so the table equals the two-seed one of the test above; the long table keeps it."""
+    _ablation_runs(tmp_path / "runs", kept=False)
+    for vi, x in enumerate(VARIANTS):
+        d = tmp_path / "runs" / x / "seed2"
+        _run(d, "clirat", 2, {"nat": 10.0, "pgd20": 10.0}, exclude=x, val={e: 10.0 for e in range(1, EPOCHS + 1)},
+             excluded={e: 9000 for e in range(1, EPOCHS + 1)} if x != "none" else None)
+        lines = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+        for m in lines:
+            m.update(train_acc=10.2, loss=2.301)
+        (d / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in lines))
+        ev = json.loads((d / "eval.json").read_text())
+        (d / "eval.json").write_text(json.dumps({**ev, "data": {"num_classes": 10}}))
+    res = build_report([tmp_path / "runs"], tmp_path / "r.md", analysis_examples=0, keep_figures=True)
+    (ab,) = res.ablations
+    assert [r.seed for r in ab.variants["single"].runs if r.stuck] == [2]
+    ax = res.figure_objects["confused_label_ablation_clirat"].axes[0]
+    assert list(_line(ax, "all").get_ydata()) == pytest.approx(
+        [_mean_std(_val(0, 0, e), _val(0, 1, e))[0] for e in range(1, EPOCHS + 1)])
+    md = res.markdown.read_text()
+    table = md[md.index("### Confused-label ablation (CLIRAT Fig. 1B): clirat"):].split("\n\n")[2].splitlines()
+    assert table[3].endswith("| 0,1 (2 stuck, left out) | -1.00 ± 0.00 | -2.00 ± 0.00 | 143.5 ± 4.9 |")
+    assert table[3].split(" | ")[1] == "3"  # the accuracy means keep all three seeds

@@ -97,7 +97,7 @@ class Ablation:
 def ablations(groups: list[Group]) -> list[Ablation]:
     """The confused-label ablations among the groups: one per method and other settings with two or
     more reweight.exclude variants. Its curves are test PGD-20 of the kept checkpoints when any of its
-    runs has them, else validation PGD-20 (val.pgd20 of metrics.jsonl)."""
+    runs has them, else validation PGD-20 (val.pgd20 of metrics.jsonl), over the runs that are not stuck."""
     found: dict[tuple[str, str], dict[str, Group]] = {}
     for g in groups:
         keys = dict(g.settings)
@@ -113,16 +113,22 @@ def ablations(groups: list[Group]) -> list[Ablation]:
         runs = [r for g in variants.values() for r in g.runs]
         test = any(_kept_accuracy(r, ABLATION_METRIC) for r in runs)
         read = _kept_accuracy if test else _val_accuracy
-        curves = {x: c for x, g in variants.items() if (c := curve([read(r, ABLATION_METRIC) for r in g.runs]))}
+        # the seeds that trained: a run at the constant classifier when the exclusion began (`Run.stuck`) pulls
+        # every variant's curve towards 1/K alike
+        curves = {x: c for x, g in variants.items()
+                  if (c := curve([read(r, ABLATION_METRIC) for r in g.runs if not r.stuck]))}
         out.append(Ablation(method, rest, variants, "test" if test else "validation", curves))
     return out
 
 
 def excluded_per_epoch(g: Group) -> tuple[float, float, int]:
     """Examples excluded from the loss per epoch after the burn-in ("excluded" of metrics.jsonl; 0 when
-    nothing is excluded): each seed's mean over its epochs, then mean ± std over the seeds."""
+    nothing is excluded): each seed's mean over its epochs, then mean ± std over the seeds that trained (a
+    run at the constant classifier when reweighting began, `Run.stuck`, misclassifies nearly every example)."""
     per_seed = []
     for r in g.runs:
+        if r.stuck:
+            continue
         vals = [float(m.get("excluded", 0)) for m in r.metrics
                 if m.get("epoch", 0) >= r.burn_in_end and ("excluded" in m or r.exclude == "none")]
         if vals:

@@ -209,7 +209,7 @@ def ablation_table(ab: Ablation, rows: list[Row], columns: list[str]) -> str:
             out += [seeds_text(seeds, stuck) or "–",
                     *_cell_texts(cells, cols, len(seeds), lambda c, m, sd: f"{m:+.2f} ± {sd:.2f}")]
         ex = excluded_per_epoch(g)
-        out += _cell_texts({"excluded": ex} if ex[2] else {}, ["excluded"], len(g.runs),
+        out += _cell_texts({"excluded": ex} if ex[2] else {}, ["excluded"], sum(not run.stuck for run in g.runs),
                            lambda c, m, sd: f"{m:.1f} ± {sd:.1f}")
         body.append(out)
     return _md_table(head, 1, body)
