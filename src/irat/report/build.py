@@ -155,12 +155,11 @@ def _per_epoch_markdown(groups: list[Group], rows: list[Row], columns: list[str]
         md += [f"### Confused-label ablation (CLIRAT Fig. 1B): {ab.title}", "",
                f"From epoch {ab.burn_in_end} on (after the burn-in), the misclassified adversarial training examples "
                "with a single confused label (S^sig) or with several (S^mul) are left out of the loss "
-               "(`reweight.exclude`). Final accuracy (%) from eval.json, mean ± std over seeds; the robust "
-               "accuracy minus that of training on all examples, paired by seed; examples excluded per epoch "
-               "after the burn-in (metrics.jsonl), each seed's mean, then mean ± std over seeds (seeds at the "
-               "constant "
-               "classifier when the exclusion began left out of both). The figure "
-               f"shows {ab.source} PGD-20 accuracy per epoch (over the same seeds).", "",
+               "(`reweight.exclude`). Final accuracy (%) from eval.json, mean ± std over seeds; each accuracy "
+               "minus that of training on all examples, paired by seed; examples excluded per epoch after the "
+               "burn-in (metrics.jsonl), each seed's mean, then mean ± std over seeds. Seeds at the constant "
+               "classifier when the exclusion began are left out of the differences, the counts and the figure, "
+               f"which shows {ab.source} PGD-20 accuracy per epoch.", "",
                ablation_table(ab, rows, columns)]
     if epochs_csv_path is not None:
         runs = [r for g in groups for r in g.runs if r.kept_evals]
