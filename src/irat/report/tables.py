@@ -53,7 +53,8 @@ def _cell_texts(cells: Cells, columns: list[str], n: int, fmt: Callable[[str, fl
 
 def seeds_text(seeds: list[int], stuck: list[int]) -> str:
     """The seeds of a paired difference, and those left out as stuck at the constant classifier."""
-    return ",".join(map(str, seeds)) + (f" ({','.join(map(str, stuck))} stuck, left out)" if stuck else "")
+    text = ",".join(map(str, seeds)) or "none"
+    return text + (f" ({','.join(map(str, stuck))} stuck, left out)" if stuck else "")
 
 
 def markdown_table(rows: list[Row], columns: list[str]) -> str:
@@ -206,7 +207,7 @@ def ablation_table(ab: Ablation, rows: list[Row], columns: list[str]) -> str:
         out = [EXCLUDE_LABELS.get(x, x), str(n), *_cell_texts(r.cells if r else {}, cols, n, lambda c, m, sd: _pm(m, sd))]
         if base:
             seeds, cells, stuck = paired_cells(g, base, cols) if g is not base else ([], {}, [])
-            out += [seeds_text(seeds, stuck) or "–",
+            out += [seeds_text(seeds, stuck) if g is not base else "–",
                     *_cell_texts(cells, cols, len(seeds), lambda c, m, sd: f"{m:+.2f} ± {sd:.2f}")]
         ex = excluded_per_epoch(g)
         out += _cell_texts({"excluded": ex} if ex[2] else {}, ["excluded"], sum(not run.stuck for run in g.runs),
